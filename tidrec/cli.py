@@ -10,6 +10,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import itertools
 import sys
 import textwrap
 import types
@@ -34,7 +35,7 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:], strict=False):
+        for node, nxt in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)
@@ -93,26 +94,20 @@ def build_parser(config_cls: type, *, prog: str, description: str) -> argparse.A
         if not field.init:
             continue
         convert, extra = _converter(hints[field.name])
-        required = (
-            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-        )
+        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
         kwargs: dict[str, Any] = {"type": convert, "help": docs.get(field.name, " "), **extra}
         if required:
             kwargs["required"] = True
         else:
             default = (
-                field.default
-                if field.default is not dataclasses.MISSING
-                else field.default_factory()  # type: ignore[misc]
+                field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
             )
             kwargs["default"] = default
         parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, **kwargs)
     return parser
 
 
-def parse_config(
-    config_cls: type[C], argv: Sequence[str] | None, *, prog: str, description: str
-) -> C:
+def parse_config(config_cls: type[C], argv: Sequence[str] | None, *, prog: str, description: str) -> C:
     """Parse ``argv`` into a ``config_cls`` instance (its ``__post_init__`` validates)."""
     parser = build_parser(config_cls, prog=prog, description=description)
     namespace = vars(parser.parse_args(argv))
@@ -139,7 +134,6 @@ def run(
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished artifacts are kept, none is half-written",
-              file=sys.stderr)
+        print(f"{prog}: interrupted; finished artifacts are kept, none is half-written", file=sys.stderr)
         return 130
     return 0

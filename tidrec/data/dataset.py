@@ -1,0 +1,191 @@
+"""The prepared dataset every stage reads: users' item sequences in time order, item texts.
+
+A :class:`Dataset` is saved as a folder of Parquet files plus ``manifest.json`` and loaded back
+with :func:`load_dataset`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from tidrec.errors import InputError
+from tidrec.io import atomic_path, write_json
+
+MIN_SEQUENCE_LENGTH = 3
+"""Leave-one-out needs a training item, a validation target and a test target."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One leave-one-out evaluation split: a history and one target item per user."""
+
+    users: np.ndarray
+    """(B,) int64 user_idx."""
+    histories: list[np.ndarray]
+    """B arrays of item_idx in time order."""
+    targets: np.ndarray
+    """(B,) int64 item_idx to be recommended."""
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def subset(self, rows: np.ndarray) -> Split:
+        """The split restricted to the given row positions."""
+        return Split(self.users[rows], [self.histories[i] for i in rows], self.targets[rows])
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Users' interaction sequences with item texts, indexed contiguously."""
+
+    name: str
+    user_ids: np.ndarray
+    """(U,) str: user_idx -> the source's user id."""
+    item_ids: np.ndarray
+    """(I,) str: item_idx -> the source's item id."""
+    item_texts: list[str]
+    """(I,) the text embedded for each item."""
+    offsets: np.ndarray
+    """(U+1,) int64: user u's items are ``items[offsets[u]:offsets[u+1]]``."""
+    items: np.ndarray
+    """(nnz,) int64 item_idx, each user's in time order (ties broken by file order)."""
+    timestamps: np.ndarray
+    """(nnz,) int64 timestamps aligned with ``items``."""
+
+    def __post_init__(self) -> None:
+        if self.offsets.shape != (len(self.user_ids) + 1,):
+            raise ValueError(f"offsets must be ({len(self.user_ids) + 1},), got {self.offsets.shape}")
+        if self.items.shape != self.timestamps.shape or self.items.ndim != 1:
+            raise ValueError(f"items {self.items.shape} and timestamps {self.timestamps.shape} differ")
+        if len(self.item_texts) != len(self.item_ids):
+            raise ValueError(f"{len(self.item_texts)} texts for {len(self.item_ids)} items")
+        lengths = np.diff(self.offsets)
+        if len(lengths) and lengths.min() < MIN_SEQUENCE_LENGTH:
+            raise ValueError(f"every user needs >= {MIN_SEQUENCE_LENGTH} interactions")
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def num_interactions(self) -> int:
+        return len(self.items)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(U,) sequence length of each user."""
+        return np.diff(self.offsets)
+
+    def sequence(self, user: int) -> np.ndarray:
+        """User ``user``'s item_idx sequence in time order."""
+        return self.items[self.offsets[user] : self.offsets[user + 1]]
+
+    def train_sequences(self) -> list[np.ndarray]:
+        """Each user's sequence without its last two items (validation and test targets)."""
+        return [self.sequence(u)[:-2] for u in range(self.num_users)]
+
+    def split(self, name: Literal["valid", "test"]) -> Split:
+        """Leave-one-out split: valid predicts ``s[-2]`` from ``s[:-2]``, test ``s[-1]`` from ``s[:-1]``."""
+        if name not in ("valid", "test"):
+            raise ValueError(f"split must be 'valid' or 'test', got {name!r}")
+        cut = 2 if name == "valid" else 1
+        users = np.arange(self.num_users, dtype=np.int64)
+        histories = [self.sequence(u)[:-cut] for u in users]
+        targets = self.items[self.offsets[1:] - cut].astype(np.int64)
+        return Split(users, histories, targets)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 over ids, texts and sequences: what downstream artifacts were built from."""
+        digest = hashlib.sha256()
+        for array in (self.user_ids, self.item_ids):
+            digest.update("\x1f".join(map(str, array)).encode("utf-8"))
+            digest.update(b"\x1e")
+        digest.update("\x1f".join(self.item_texts).encode("utf-8"))
+        for array in (self.offsets, self.items, self.timestamps):
+            digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
+    def stats(self) -> dict[str, float]:
+        """Users, items, interactions, density and history-length percentiles."""
+        lengths = self.lengths
+        percentiles = np.percentile(lengths, [5, 25, 50, 75, 95]) if len(lengths) else [0] * 5
+        return {
+            "users": self.num_users,
+            "items": self.num_items,
+            "interactions": self.num_interactions,
+            "density": self.num_interactions / max(1, self.num_users * self.num_items),
+            "length_min": int(lengths.min()) if len(lengths) else 0,
+            **{f"length_p{p}": float(v) for p, v in zip((5, 25, 50, 75, 95), percentiles, strict=True)},
+            "length_max": int(lengths.max()) if len(lengths) else 0,
+        }
+
+    def save(self, folder: str | Path, *, manifest: dict | None = None) -> None:
+        """Write Parquet files and ``manifest.json`` (written last: its presence marks completion)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").unlink(missing_ok=True)
+        user_of_row = np.repeat(np.arange(self.num_users, dtype=np.int64), self.lengths)
+        tables = {
+            "interactions.parquet": pl.DataFrame(
+                {"user_idx": user_of_row, "item_idx": self.items, "timestamp": self.timestamps}
+            ),
+            "items.parquet": pl.DataFrame(
+                {
+                    "item_idx": np.arange(self.num_items, dtype=np.int64),
+                    "item_id": self.item_ids.astype(str),
+                    "text": self.item_texts,
+                }
+            ),
+            "users.parquet": pl.DataFrame(
+                {"user_idx": np.arange(self.num_users, dtype=np.int64), "user_id": self.user_ids.astype(str)}
+            ),
+        }
+        for name, frame in tables.items():
+            with atomic_path(folder / name) as tmp:
+                frame.write_parquet(tmp)
+        write_json(
+            folder / "manifest.json",
+            {"name": self.name, "content_hash": self.content_hash, "stats": self.stats(), **(manifest or {})},
+        )
+
+
+def load_dataset(folder: str | Path) -> Dataset:
+    """Load a dataset saved by :meth:`Dataset.save`.
+
+    Raises:
+        InputError: the folder has no complete dataset, or its files do not match its manifest.
+    """
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.exists():
+        raise InputError(f"{folder}: no prepared dataset here (manifest.json missing)")
+    manifest = json.loads(manifest_path.read_text())
+    inter = pl.read_parquet(folder / "interactions.parquet")
+    items = pl.read_parquet(folder / "items.parquet").sort("item_idx")
+    users = pl.read_parquet(folder / "users.parquet").sort("user_idx")
+    counts = np.bincount(inter["user_idx"].to_numpy(), minlength=users.height)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    dataset = Dataset(
+        name=manifest["name"],
+        user_ids=users["user_id"].to_numpy().astype(str),
+        item_ids=items["item_id"].to_numpy().astype(str),
+        item_texts=items["text"].to_list(),
+        offsets=offsets,
+        items=inter["item_idx"].to_numpy().astype(np.int64),
+        timestamps=inter["timestamp"].to_numpy().astype(np.int64),
+    )
+    if dataset.content_hash != manifest["content_hash"]:
+        raise InputError(f"{folder}: files do not match manifest.json (content hash differs)")
+    return dataset
