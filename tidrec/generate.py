@@ -1,0 +1,273 @@
+"""Trie-constrained batched beam search over a T5 encoder-decoder: plain functions over tensors.
+
+All B users x K beams advance together. The encoder runs once per user; each decoder layer's
+cross-attention keys/values are projected once per user and shared by that user's K beams (the
+beams are laid out as K query positions against the user's ``(B, H, S, d)`` keys, so nothing is
+copied per beam); self-attention keeps a small KV cache that is reordered when beams are chosen.
+The decoder step re-implements T5's decoder forward over the model's own modules (layer norms,
+feed-forward blocks, projections): relative position bias from block 0, no 1/sqrt(d) scaling,
+final layer norm, ``d_model ** -0.5`` output scaling when ``config.scale_decoder_outputs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import T5ForConditionalGeneration
+
+from trie.mask import constrained_candidates
+from trie.trie import TorchTrie, Trie
+
+
+@dataclass(frozen=True)
+class BeamResult:
+    """Each user's best items, best first."""
+
+    item_idx: torch.Tensor
+    """``(B, k)`` int64 item_idx; -1 where fewer than k items were found."""
+    log_probs: torch.Tensor
+    """``(B, k)`` float32 summed log-probabilities of the items' tokens; -inf where item_idx is -1."""
+
+
+@dataclass(frozen=True)
+class EncoderState:
+    """What every decoder step needs from the encoder, computed once per user."""
+
+    cross_keys: list[torch.Tensor]
+    """Per decoder layer: ``(B, H, S, d)`` cross-attention keys."""
+    cross_values: list[torch.Tensor]
+    """Per decoder layer: ``(B, H, S, d)`` cross-attention values."""
+    cross_bias: torch.Tensor
+    """``(B, 1, 1, S)`` additive mask: 0 for real encoder tokens, a large negative for padding."""
+
+
+@dataclass
+class DecoderCache:
+    """Self-attention keys/values of the tokens decoded so far, per beam."""
+
+    keys: list[torch.Tensor]
+    """Per layer: ``(B, K, H, t, d)``."""
+    values: list[torch.Tensor]
+    """Per layer: ``(B, K, H, t, d)``."""
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].shape[3] if self.keys else 0
+
+    def reorder(self, parent: torch.Tensor) -> DecoderCache:
+        """Keep, for each new beam ``(b, j)``, the cache of old beam ``parent[b, j]``."""
+        users = torch.arange(parent.shape[0], device=parent.device).unsqueeze(1)  # (B, 1)
+        return DecoderCache([k[users, parent] for k in self.keys], [v[users, parent] for v in self.values])
+
+
+def encode(
+    model: T5ForConditionalGeneration, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> EncoderState:
+    """Run the encoder once and project every decoder layer's cross-attention keys/values.
+
+    Args:
+        model: a T5 encoder-decoder in eval mode.
+        input_ids: ``(B, S)`` encoder tokens.
+        attention_mask: ``(B, S)`` 1 for real tokens, 0 for padding.
+    """
+    if input_ids.ndim != 2 or attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"input_ids and attention_mask must both be (B, S), got {input_ids.shape}, {attention_mask.shape}"
+        )
+    hidden = model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, D)
+    batch, length, _ = hidden.shape
+    keys, values = [], []
+    for block in model.decoder.block:
+        attention = block.layer[1].EncDecAttention
+        shape = (batch, length, attention.n_heads, attention.key_value_proj_dim)
+        keys.append(attention.k(hidden).view(shape).transpose(1, 2))  # (B, H, S, d)
+        values.append(attention.v(hidden).view(shape).transpose(1, 2))  # (B, H, S, d)
+    minimum = torch.finfo(hidden.dtype).min
+    cross_bias = (1.0 - attention_mask.to(hidden.dtype)) * minimum  # (B, S)
+    return EncoderState(keys, values, cross_bias[:, None, None, :])
+
+
+def self_attention_bias(model: T5ForConditionalGeneration, length: int, device: torch.device) -> torch.Tensor:
+    """``(H, length, length)`` decoder relative position bias (query position, key position)."""
+    attention = model.decoder.block[0].layer[0].SelfAttention
+    return attention.compute_bias(length, length, device=device)[0]
+
+
+def decoder_step(
+    model: T5ForConditionalGeneration,
+    tokens: torch.Tensor,
+    encoder: EncoderState,
+    cache: DecoderCache | None,
+    position_bias: torch.Tensor,
+) -> tuple[torch.Tensor, DecoderCache]:
+    """One decoder position for every beam of every user.
+
+    Args:
+        model: the T5 model (eval mode).
+        tokens: ``(B, K)`` the token each beam feeds at this position.
+        encoder: from :func:`encode` (shared by the K beams of a user).
+        cache: self-attention cache of the earlier positions (None at position 0).
+        position_bias: ``(H, T, T)`` from :func:`self_attention_bias`, T > this position.
+
+    Returns:
+        ``(B, K, V)`` next-token logits and the cache extended by this position.
+    """
+    batch, beams = tokens.shape
+    step = cache.length if cache is not None else 0
+    hidden = model.decoder.embed_tokens(tokens)  # (B, K, D)
+    bias = position_bias[:, step : step + 1, : step + 1]  # (H, 1, t+1)
+    new_keys, new_values = [], []
+    for layer_idx, block in enumerate(model.decoder.block):
+        self_attn = block.layer[0].SelfAttention
+        heads, dim = self_attn.n_heads, self_attn.key_value_proj_dim
+        normed = block.layer[0].layer_norm(hidden)
+        query = self_attn.q(normed).view(batch * beams, heads, 1, dim)  # (BK, H, 1, d)
+        key = self_attn.k(normed).view(batch, beams, heads, 1, dim)  # (B, K, H, 1, d)
+        value = self_attn.v(normed).view(batch, beams, heads, 1, dim)
+        if cache is not None:
+            key = torch.cat([cache.keys[layer_idx], key], dim=3)  # (B, K, H, t+1, d)
+            value = torch.cat([cache.values[layer_idx], value], dim=3)
+        new_keys.append(key)
+        new_values.append(value)
+        attended = F.scaled_dot_product_attention(
+            query,
+            key.view(batch * beams, heads, step + 1, dim),
+            value.view(batch * beams, heads, step + 1, dim),
+            attn_mask=bias,
+            scale=1.0,
+        )  # (BK, H, 1, d)
+        hidden = hidden + self_attn.o(attended.view(batch, beams, heads * dim))
+
+        cross = block.layer[1].EncDecAttention
+        normed = block.layer[1].layer_norm(hidden)
+        query = (
+            cross.q(normed).view(batch, beams, heads, dim).transpose(1, 2)
+        )  # (B, H, K, d): beams as queries
+        attended = F.scaled_dot_product_attention(
+            query,
+            encoder.cross_keys[layer_idx],
+            encoder.cross_values[layer_idx],
+            attn_mask=encoder.cross_bias,
+            scale=1.0,
+        )  # (B, H, K, d)
+        hidden = hidden + cross.o(attended.transpose(1, 2).reshape(batch, beams, heads * dim))
+        hidden = block.layer[-1](hidden)  # feed-forward with its own layer norm and residual
+    hidden = model.decoder.final_layer_norm(hidden)
+    if model.config.scale_decoder_outputs:
+        hidden = hidden * (model.config.d_model**-0.5)
+    return model.lm_head(hidden), DecoderCache(new_keys, new_values)  # (B, K, V)
+
+
+def exclusion_leaves(trie: TorchTrie, exclude: list[np.ndarray], batch: int) -> torch.Tensor:
+    """Users' excluded item_idx as ``(B, E)`` sorted leaf node ids, -1 padded at the front.
+
+    Raises:
+        ValueError: wrong number of users, or an item_idx outside the catalogue.
+    """
+    if len(exclude) != batch:
+        raise ValueError(f"exclude has {len(exclude)} entries for {batch} users")
+    leaf_of_item = trie.leaf_of_item
+    num_items = len(leaf_of_item)
+    width = max((len(e) for e in exclude), default=0)
+    table = np.full((batch, width), -1, dtype=np.int64)
+    for user, items in enumerate(exclude):
+        items = np.asarray(items, dtype=np.int64)
+        if len(items) and (items.min() < 0 or items.max() >= num_items):
+            raise ValueError(f"exclude[{user}] holds an item_idx outside 0..{num_items - 1}")
+        table[user, width - len(items) :] = items
+    table_t = torch.from_numpy(table).to(trie.device)
+    leaves = torch.where(table_t >= 0, leaf_of_item[table_t.clamp(min=0)], -1)  # (B, E)
+    return leaves.sort(dim=1).values
+
+
+@torch.inference_mode()
+def beam_search(
+    model: T5ForConditionalGeneration,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    trie: Trie,
+    beam_size: int,
+    top_k: int | None = None,
+    exclude: list[np.ndarray] | None = None,
+    kernel: str = "torch",
+) -> BeamResult:
+    """Each user's ``top_k`` best catalogue items under ``model``, by summed token log-probability.
+
+    Every step masks the tokens the trie does not allow after each beam's prefix, takes the
+    full-vocabulary log-softmax, and keeps each user's ``beam_size`` best continuations. Only
+    real items come out, each at most once per user.
+
+    Args:
+        model: a ``T5ForConditionalGeneration`` (switched to eval mode for the call).
+        input_ids: ``(B, S)`` encoder tokens.
+        attention_mask: ``(B, S)``.
+        trie: the catalogue's token sequences (fixed length, e.g. ``Trie.from_codes``).
+        beam_size: beams kept per user (K).
+        top_k: items returned per user (default ``beam_size``; at most ``beam_size``).
+        exclude: optional per-user item_idx arrays that may not be returned (e.g. history).
+        kernel: masking kernel, see :func:`trie.mask.constrained_candidates`.
+
+    Returns:
+        :class:`BeamResult` with ``(B, top_k)`` item_idx (-1 padded) and log-probabilities.
+
+    Raises:
+        ValueError: bad shapes, ``top_k > beam_size``, or a trie whose sequences differ in length.
+    """
+    top_k = beam_size if top_k is None else top_k
+    if beam_size < 1 or not 1 <= top_k <= beam_size:
+        raise ValueError(f"need 1 <= top_k <= beam_size, got top_k={top_k}, beam_size={beam_size}")
+    if not trie.fixed_length:
+        raise ValueError("beam_search needs a trie of fixed-length sequences (Trie.from_codes)")
+    device = input_ids.device
+    torch_trie = trie.to_torch(device)
+    batch = input_ids.shape[0]
+    excluded = exclusion_leaves(torch_trie, exclude, batch) if exclude is not None else None
+
+    was_training = model.training
+    model.eval()
+    try:
+        encoder = encode(model, input_ids, attention_mask)
+        position_bias = self_attention_bias(model, trie.depth, device)
+        start = model.config.decoder_start_token_id or 0
+        tokens = torch.full((batch, 1), start, dtype=torch.long, device=device)  # (B, 1) one beam at the root
+        nodes = torch.zeros((batch, 1), dtype=torch.long, device=device)
+        scores = torch.zeros((batch, 1), dtype=torch.float32, device=device)
+        cache = None
+        for depth in range(trie.depth):
+            logits, cache = decoder_step(model, tokens, encoder, cache, position_bias)  # (B, Kc, V)
+            beams = tokens.shape[1]
+            rows_exclude = None
+            if excluded is not None and depth == trie.depth - 1:
+                rows_exclude = excluded.repeat_interleave(beams, dim=0)  # (B*Kc, E)
+            candidates = constrained_candidates(
+                logits.reshape(batch * beams, -1),
+                scores.reshape(-1),
+                nodes.reshape(-1),
+                trie=torch_trie,
+                depth=depth,
+                k=beam_size,
+                exclude=rows_exclude,
+                kernel=kernel,
+            )
+            per_row = candidates.scores.shape[1]
+            scores, pick = candidates.scores.view(batch, beams * per_row).topk(
+                min(beam_size, beams * per_row), dim=1
+            )  # (B, K)
+            tokens = candidates.tokens.view(batch, -1).gather(1, pick)
+            nodes = candidates.children.view(batch, -1).gather(1, pick)
+            cache = cache.reorder(pick // per_row)
+            nodes = nodes.clamp(min=0)  # dead beams (score -inf) park at node 0
+    finally:
+        model.train(was_training)
+
+    alive = torch.isfinite(scores)
+    items = torch.where(alive, torch_trie.leaf_items[nodes], -1)
+    if items.shape[1] < top_k:  # fewer beams than asked (tiny catalogue at the root)
+        pad = top_k - items.shape[1]
+        items = F.pad(items, (0, pad), value=-1)
+        scores = F.pad(scores, (0, pad), value=float("-inf"))
+    return BeamResult(item_idx=items[:, :top_k].contiguous(), log_probs=scores[:, :top_k].contiguous())

@@ -1,0 +1,6 @@
+"""Generated codes back to real items: a compact prefix trie and the masking kernels over it."""
+
+from trie.mask import KERNELS, Candidates, constrained_candidates
+from trie.trie import TorchTrie, Trie
+
+__all__ = ["KERNELS", "Candidates", "TorchTrie", "Trie", "constrained_candidates"]

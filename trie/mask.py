@@ -1,0 +1,183 @@
+"""Trie-constrained candidate selection for one beam-search step: mask + log-softmax + per-row top-k.
+
+:func:`constrained_candidates` is the public entry point; ``kernel=`` picks the implementation:
+
+* ``"torch"``: the reference. Builds a dense ``(N, V)`` allowed mask by scattering each row's
+  children, fills the rest with ``-inf``, log-softmax, top-k over the whole vocabulary.
+* ``"compiled"``: gathers only each row's children (``(N, F)``, F = the depth's largest fan-out),
+  subtracts the row's logsumexp and takes the top-k of those; no ``(N, V)`` mask is built.
+  Wrapped in ``torch.compile`` when the ``compile=True`` option of :func:`set_compile` is on.
+* ``"triton"``: CUDA only; a fused Triton kernel (logsumexp + gather + score) then ``torch.topk``.
+
+Scores are the model's log-probabilities over the **full** vocabulary (log-softmax, then mask),
+the same as Hugging Face ``generate`` with ``prefix_allowed_tokens_fn``: an item's score is the
+model's log-likelihood of its tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tidrec.errors import ConfigError
+from trie.trie import TorchTrie
+
+KERNELS = ("torch", "compiled", "triton")
+"""Names accepted by ``kernel=``."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The best continuations of each beam row, best first."""
+
+    scores: torch.Tensor
+    """``(N, k)`` float32 beam score + token log-probability; ``-inf`` where a row has fewer than k."""
+    tokens: torch.Tensor
+    """``(N, k)`` int64 token ids (0 where the score is -inf)."""
+    children: torch.Tensor
+    """``(N, k)`` int64 child node ids at ``depth + 1`` (-1 where the score is -inf)."""
+
+
+def constrained_candidates(
+    logits: torch.Tensor,
+    beam_scores: torch.Tensor,
+    nodes: torch.Tensor,
+    *,
+    trie: TorchTrie,
+    depth: int,
+    k: int,
+    exclude: torch.Tensor | None = None,
+    kernel: str = "torch",
+) -> Candidates:
+    """Top-``k`` trie-allowed continuations of each row by beam score + token log-probability.
+
+    Args:
+        logits: ``(N, V)`` next-token logits of N beam rows.
+        beam_scores: ``(N,)`` summed log-probabilities so far (``-inf`` for dead beams).
+        nodes: ``(N,)`` int64 trie node of each row at ``depth`` (must be valid ids).
+        trie: the trie's tensors on the logits' device.
+        depth: depth of ``nodes`` (0 = root).
+        k: continuations to keep per row.
+        exclude: optional ``(N, E)`` int64 child node ids (at ``depth + 1``) that row may not
+            take, sorted ascending per row; pad with -1.
+        kernel: ``"torch"``, ``"compiled"`` or ``"triton"``.
+
+    Returns:
+        :class:`Candidates` with ``min(k, V)`` (torch) or ``min(k, F)`` (others) columns; both
+        hold the same finite entries.
+
+    Raises:
+        ConfigError: unknown kernel, or triton chosen without CUDA or the triton package.
+        ValueError: mismatched shapes.
+    """
+    if logits.ndim != 2 or beam_scores.shape != logits.shape[:1] or nodes.shape != logits.shape[:1]:
+        raise ValueError(
+            f"logits (N, V), beam_scores (N,), nodes (N,) expected; got {tuple(logits.shape)}, "
+            f"{tuple(beam_scores.shape)}, {tuple(nodes.shape)}"
+        )
+    if exclude is not None and (exclude.ndim != 2 or exclude.shape[0] != logits.shape[0]):
+        raise ValueError(f"exclude must be (N, E) with N={logits.shape[0]}, got {tuple(exclude.shape)}")
+    if kernel == "torch":
+        return _reference(logits, beam_scores, nodes, trie, depth, k, exclude)
+    if kernel == "compiled":
+        return _gather_fn()(
+            logits,
+            beam_scores,
+            nodes,
+            trie.indptr[depth],
+            trie.tokens[depth],
+            trie.max_fanout[depth],
+            k,
+            exclude,
+        )
+    if kernel == "triton":
+        from trie.mask_triton import triton_candidates  # guarded: needs CUDA and triton
+
+        return triton_candidates(logits, beam_scores, nodes, trie=trie, depth=depth, k=k, exclude=exclude)
+    raise ConfigError(f"kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+
+
+def _reference(
+    logits: torch.Tensor,
+    beam_scores: torch.Tensor,
+    nodes: torch.Tensor,
+    trie: TorchTrie,
+    depth: int,
+    k: int,
+    exclude: torch.Tensor | None,
+) -> Candidates:
+    """Dense mask over the vocabulary: easy to check, O(N V) memory."""
+    num_rows, vocab = logits.shape
+    indptr, tokens = trie.indptr[depth], trie.tokens[depth]
+    start = indptr[nodes]  # (N,)
+    degree = indptr[nodes + 1] - start  # (N,)
+    row_of_edge = torch.repeat_interleave(torch.arange(num_rows, device=logits.device), degree)  # (E,)
+    first = torch.cumsum(degree, 0) - degree  # (N,) position of each row's first edge in the list
+    edge = start[row_of_edge] + torch.arange(len(row_of_edge), device=logits.device) - first[row_of_edge]
+    child_of = torch.full((num_rows, vocab), -1, dtype=torch.int64, device=logits.device)  # (N, V)
+    child_of[row_of_edge, tokens[edge]] = edge
+    allowed = child_of >= 0  # (N, V)
+    if exclude is not None and exclude.shape[1]:
+        excluded_tokens = tokens[exclude.clamp(min=0)]  # (N, E)
+        hit = (child_of.gather(1, excluded_tokens) == exclude).to(torch.int8)  # (N, E) is that row's child
+        banned = torch.zeros_like(allowed, dtype=torch.int8).scatter_reduce(1, excluded_tokens, hit, "amax")
+        allowed &= banned == 0
+    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
+    scores = log_probs.masked_fill(~allowed, float("-inf")) + beam_scores.float().unsqueeze(1)
+    top_scores, top_tokens = scores.topk(min(k, vocab), dim=1)  # (N, k)
+    return _finish(top_scores, top_tokens, child_of.gather(1, top_tokens))
+
+
+def _gather(
+    logits: torch.Tensor,
+    beam_scores: torch.Tensor,
+    nodes: torch.Tensor,
+    indptr: torch.Tensor,
+    tokens: torch.Tensor,
+    fanout: int,
+    k: int,
+    exclude: torch.Tensor | None,
+) -> Candidates:
+    """Only each row's children: O(N F) after the row logsumexp."""
+    start = indptr[nodes]  # (N,)
+    degree = indptr[nodes + 1] - start  # (N,)
+    offsets = torch.arange(fanout, device=logits.device)  # (F,)
+    valid = offsets < degree.unsqueeze(1)  # (N, F)
+    edge = torch.where(valid, start.unsqueeze(1) + offsets, 0)  # (N, F) child node ids
+    cand_tokens = tokens[edge]  # (N, F)
+    logits = logits.float()
+    log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # (N, 1)
+    scores = logits.gather(1, cand_tokens) - log_norm + beam_scores.float().unsqueeze(1)  # (N, F)
+    if exclude is not None and exclude.shape[1]:
+        pos = torch.searchsorted(exclude, edge).clamp(max=exclude.shape[1] - 1)  # (N, F)
+        valid &= exclude.gather(1, pos) != edge
+    scores = scores.masked_fill(~valid, float("-inf"))
+    top_scores, pick = scores.topk(min(k, fanout), dim=1)  # (N, k)
+    return _finish(top_scores, cand_tokens.gather(1, pick), edge.gather(1, pick))
+
+
+def _finish(scores: torch.Tensor, tokens: torch.Tensor, children: torch.Tensor) -> Candidates:
+    alive = torch.isfinite(scores)
+    return Candidates(
+        scores=scores,
+        tokens=torch.where(alive, tokens, 0),
+        children=torch.where(alive, children, -1),
+    )
+
+
+_COMPILE = {"enabled": False, "fn": None}
+
+
+def set_compile(enabled: bool) -> None:
+    """Run the ``"compiled"`` kernel through ``torch.compile`` (default off: eager gather)."""
+    _COMPILE["enabled"] = enabled
+    _COMPILE["fn"] = None
+
+
+def _gather_fn():
+    if not _COMPILE["enabled"]:
+        return _gather
+    if _COMPILE["fn"] is None:
+        _COMPILE["fn"] = torch.compile(_gather, dynamic=True)
+    return _COMPILE["fn"]
