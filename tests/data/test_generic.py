@@ -131,6 +131,7 @@ def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, interactions, 
     with pytest.raises(InputError, match=message) as caught:
         prepare_dataset(_config(inter_path, items_path), out)
     assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith(str(tmp_path))  # names the file
     assert not out.exists() or not any(out.iterdir())
 
 
