@@ -149,11 +149,23 @@ def _gather(
     logits = logits.float()
     log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # (N, 1)
     scores = logits.gather(1, cand_tokens) - log_norm + beam_scores.float().unsqueeze(1)  # (N, F)
+    return select_children(scores, edge, cand_tokens, valid, k, exclude)
+
+
+def select_children(
+    scores: torch.Tensor,
+    edge: torch.Tensor,
+    cand_tokens: torch.Tensor,
+    valid: torch.Tensor,
+    k: int,
+    exclude: torch.Tensor | None,
+) -> Candidates:
+    """Drop invalid and excluded children, keep each row's top-k. All inputs ``(N, F)``."""
     if exclude is not None and exclude.shape[1]:
         pos = torch.searchsorted(exclude, edge).clamp(max=exclude.shape[1] - 1)  # (N, F)
-        valid &= exclude.gather(1, pos) != edge
+        valid = valid & (exclude.gather(1, pos) != edge)
     scores = scores.masked_fill(~valid, float("-inf"))
-    top_scores, pick = scores.topk(min(k, fanout), dim=1)  # (N, k)
+    top_scores, pick = scores.topk(min(k, scores.shape[1]), dim=1)  # (N, k)
     return _finish(top_scores, cand_tokens.gather(1, pick), edge.gather(1, pick))
 
 

@@ -59,11 +59,12 @@ class Trie:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_codes(cls, tokens: np.ndarray) -> Trie:
+    def from_codes(cls, tokens: np.ndarray, *, dense_limit: int = DENSE_LIMIT) -> Trie:
         """Build from fixed-length token sequences; row ``i`` is item_idx ``i``.
 
         Args:
             tokens: ``(I, L)`` non-negative token ids (e.g. ``Vocab.sid_tokens(codes)``).
+            dense_limit: largest (nodes x token range) a depth may have to get a dense table.
 
         Raises:
             InputError: not a 2-D integer array, negative ids, or two rows with the same tokens.
@@ -84,13 +85,14 @@ class Trie:
                 first = int(np.flatnonzero(same)[0])
                 a, b = sorted((int(order[first]), int(order[first + 1])))
                 raise InputError(f"trie codes: rows {a} and {b} have the same tokens {rows[first].tolist()}")
-        return cls._from_sorted_rows(rows, np.full(num_items, length), order)
+        return cls._from_sorted_rows(rows, np.full(num_items, length), order, dense_limit)
 
     @classmethod
-    def from_sequences(cls, sequences: Sequence[Sequence[int]]) -> Trie:
+    def from_sequences(cls, sequences: Sequence[Sequence[int]], *, dense_limit: int = DENSE_LIMIT) -> Trie:
         """Build from variable-length token sequences; sequence ``i`` is item_idx ``i``.
 
-        A sequence may be a prefix of another (it then ends at an inner node).
+        A sequence may be a prefix of another (it then ends at an inner node). ``dense_limit`` as in
+        :meth:`from_codes`.
 
         Raises:
             InputError: an empty sequence, a negative token, or a repeated sequence.
@@ -113,10 +115,12 @@ class Trie:
                 first = int(np.flatnonzero(same)[0])
                 a, b = sorted((int(order[first]), int(order[first + 1])))
                 raise InputError(f"trie sequences {a} and {b} are identical")
-        return cls._from_sorted_rows(rows, lengths[order], order)
+        return cls._from_sorted_rows(rows, lengths[order], order, dense_limit)
 
     @classmethod
-    def _from_sorted_rows(cls, rows: np.ndarray, lengths: np.ndarray, items: np.ndarray) -> Trie:
+    def _from_sorted_rows(
+        cls, rows: np.ndarray, lengths: np.ndarray, items: np.ndarray, dense_limit: int
+    ) -> Trie:
         """``rows`` (I, L) lexicographically sorted, -1 padded past ``lengths``; ``items`` their item_idx."""
         num_items, depth = rows.shape
         indptr, edge_tokens, terminals, dense, dense_lo = [], [], [], [], []
@@ -143,7 +147,7 @@ class Trie:
             edge_tokens.append(child_token.astype(_small_uint(max_token)))
             lo = int(child_token.min()) if len(child_token) else 0
             width = max_token - lo + 1
-            if num_nodes * width <= DENSE_LIMIT and len(child_token):
+            if num_nodes * width <= dense_limit and len(child_token):
                 table = np.full((num_nodes, width), -1, dtype=np.int32)
                 table[child_parent, child_token - lo] = np.arange(len(child_token), dtype=np.int32)
                 dense.append(table)

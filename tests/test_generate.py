@@ -1,0 +1,162 @@
+"""Beam search against brute force on a tiny random T5, and the decoder step against HF's forward."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+from tidrec.generate import beam_search, decoder_step, encode, self_attention_bias
+from tidrec.vocab import Vocab
+from trie import Trie
+
+VOCAB = Vocab((4, 3, 2), user_buckets=5)
+
+
+def tiny_t5(seed: int = 0, **overrides) -> T5ForConditionalGeneration:
+    torch.manual_seed(seed)
+    config = dict(
+        vocab_size=VOCAB.size,
+        d_model=32,
+        d_kv=8,
+        num_heads=2,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        dropout_rate=0.1,
+        feed_forward_proj="relu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    config.update(overrides)
+    return T5ForConditionalGeneration(T5Config(**config)).eval()
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> np.ndarray:
+    """(10, 3) SID tokens: 10 of the 24 possible code tuples."""
+    rng = np.random.default_rng(0)
+    every = np.array([(a, b, c) for a in range(4) for b in range(3) for c in range(2)])
+    return VOCAB.sid_tokens(every[rng.choice(len(every), 10, replace=False)])
+
+
+@pytest.fixture(scope="module")
+def encoder_batch():
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(2, VOCAB.size, (3, 7), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 5:] = 0  # a padded user
+    input_ids[0, 5:] = 0
+    return input_ids, attention_mask
+
+
+def brute_force(model, input_ids, attention_mask, tokens):
+    """(B, I) every item's summed token log-probability from a teacher-forced HF forward."""
+    items = torch.from_numpy(tokens)
+    decoder_in = torch.cat([torch.zeros(len(items), 1, dtype=torch.long), items[:, :-1]], 1)  # shift right
+    rows = []
+    with torch.no_grad():
+        for b in range(len(input_ids)):
+            logits = model(
+                input_ids=input_ids[b : b + 1].expand(len(items), -1),
+                attention_mask=attention_mask[b : b + 1].expand(len(items), -1),
+                decoder_input_ids=decoder_in,
+            ).logits
+            rows.append(logits.log_softmax(-1).gather(2, items.unsqueeze(-1)).squeeze(-1).sum(1))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"tie_word_embeddings": False}, {"feed_forward_proj": "gated-gelu"}],
+    ids=["tied-scaled", "untied", "gated"],
+)
+def test_decoder_step_matches_hf_forward(overrides, encoder_batch):
+    model = tiny_t5(**overrides)
+    input_ids, attention_mask = encoder_batch
+    decoder_in = torch.randint(2, VOCAB.size, (3, 2, 4))  # (B, K, T): two beams per user
+    decoder_in[:, :, 0] = 0
+    with torch.no_grad():
+        encoder = encode(model, input_ids, attention_mask)
+        bias = self_attention_bias(model, 4, input_ids.device)
+        cache, steps = None, []
+        for t in range(4):
+            logits, cache = decoder_step(model, decoder_in[:, :, t], encoder, cache, bias)  # (B, K, V)
+            steps.append(logits)
+        ours = torch.stack(steps, 2)  # (B, K, T, V)
+        hf = model(
+            input_ids=input_ids.repeat_interleave(2, 0),
+            attention_mask=attention_mask.repeat_interleave(2, 0),
+            decoder_input_ids=decoder_in.view(6, 4),
+        ).logits.view(3, 2, 4, -1)
+    torch.testing.assert_close(ours, hf, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["torch", "compiled"])
+def test_large_beam_returns_the_exact_ranking_of_all_items(kernel, catalogue, encoder_batch):
+    model = tiny_t5()
+    input_ids, attention_mask = encoder_batch
+    result = beam_search(
+        model, input_ids, attention_mask, trie=Trie.from_codes(catalogue), beam_size=12, kernel=kernel
+    )
+    expected = brute_force(model, input_ids, attention_mask, catalogue)  # (B, 10)
+    order = expected.argsort(dim=1, descending=True)
+    assert result.item_idx.shape == (3, 12)
+    assert torch.equal(result.item_idx[:, :10], order)
+    assert (result.item_idx[:, 10:] == -1).all() and torch.isinf(result.log_probs[:, 10:]).all()
+    torch.testing.assert_close(result.log_probs[:, :10], expected.gather(1, order), atol=1e-5, rtol=1e-5)
+
+
+def test_small_beam_gives_real_distinct_items_best_first(catalogue, encoder_batch):
+    model = tiny_t5(seed=3)
+    input_ids, attention_mask = encoder_batch
+    trie = Trie.from_codes(catalogue)
+    result = beam_search(model, input_ids, attention_mask, trie=trie, beam_size=4, top_k=3, kernel="compiled")
+    expected = brute_force(model, input_ids, attention_mask, catalogue)
+    assert result.item_idx.shape == (3, 3)
+    for row, scores in zip(result.item_idx, result.log_probs, strict=True):
+        assert ((row >= 0) & (row < 10)).all() and len(set(row.tolist())) == 3
+        assert (scores[:-1] >= scores[1:]).all()
+    # the reported score is the item's true log-likelihood
+    torch.testing.assert_close(result.log_probs, expected.gather(1, result.item_idx), atol=1e-5, rtol=1e-5)
+    # both kernels pick the same beams
+    ref = beam_search(model, input_ids, attention_mask, trie=trie, beam_size=4, top_k=3, kernel="torch")
+    assert torch.equal(ref.item_idx, result.item_idx)
+
+
+@pytest.mark.parametrize("kernel", ["torch", "compiled"])
+def test_excluded_items_never_come_back(kernel, catalogue, encoder_batch):
+    model = tiny_t5()
+    input_ids, attention_mask = encoder_batch
+    exclude = [np.array([3, 7]), np.array([], dtype=np.int64), np.array([0, 1, 2, 3, 4, 5, 6, 7, 8])]
+    result = beam_search(
+        model,
+        input_ids,
+        attention_mask,
+        trie=Trie.from_codes(catalogue),
+        beam_size=12,
+        exclude=exclude,
+        kernel=kernel,
+    )
+    expected = brute_force(model, input_ids, attention_mask, catalogue)
+    for b, banned in enumerate(exclude):
+        keep = [i for i in expected[b].argsort(descending=True).tolist() if i not in set(banned.tolist())]
+        got = result.item_idx[b]
+        assert got[: len(keep)].tolist() == keep
+        assert (got[len(keep) :] == -1).all()
+
+
+def test_bad_arguments_and_training_mode_restored(catalogue, encoder_batch):
+    model = tiny_t5().train()
+    input_ids, attention_mask = encoder_batch
+    trie = Trie.from_codes(catalogue)
+    first = beam_search(model, input_ids, attention_mask, trie=trie, beam_size=3)
+    assert model.training  # the caller's mode is restored
+    again = beam_search(model, input_ids, attention_mask, trie=trie, beam_size=3)
+    assert torch.equal(first.item_idx, again.item_idx)  # no dropout inside
+    with pytest.raises(ValueError, match="top_k"):
+        beam_search(model, input_ids, attention_mask, trie=trie, beam_size=3, top_k=4)
+    with pytest.raises(ValueError, match="fixed-length"):
+        beam_search(model, input_ids, attention_mask, trie=Trie.from_sequences([[2], [2, 7]]), beam_size=3)
+    with pytest.raises(ValueError, match="outside"):
+        beam_search(model, input_ids, attention_mask, trie=trie, beam_size=3, exclude=[np.array([10])] * 3)
