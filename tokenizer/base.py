@@ -24,6 +24,8 @@ class SidTokenizer(Protocol):
 
     kind: str
     """Registry name written into the checkpoint (``rqvae``, ``rkmeans``)."""
+    config: Any
+    """The tokenizer's frozen config dataclass (saved in the checkpoint)."""
 
     @property
     def level_sizes(self) -> tuple[int, ...]:

@@ -1,0 +1,235 @@
+"""``python -m tidrec.tokenize``: item texts -> embeddings -> semantic IDs (the SID table).
+
+Writes ``<out>/tokenizer/``: ``sids.parquet`` (written last: its presence marks a finished run),
+``tokenizer.pt``, ``stats.json`` and ``code_usage.png``. Embeddings are cached under
+``<out>/embeddings/`` (or ``$TIDREC_HOME/embeddings/`` when that is set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tidrec.cli import run
+from tidrec.data import DataConfig, prepare_dataset
+from tidrec.embed import DEFAULT_EMBEDDING_MODEL, embed_texts
+from tidrec.errors import ConfigError
+from tidrec.io import write_json
+from tokenizer.base import SidTokenizer
+from tokenizer.collision import DEFAULT_COLLISION_SIZE, add_collision_codes
+from tokenizer.rkmeans import ResidualKMeansConfig, ResidualKMeansTokenizer
+from tokenizer.rqvae import RqVaeConfig, RqVaeTokenizer
+from tokenizer.sid_table import SidTable
+from tokenizer.stats import code_stats, plot_code_usage, summary_table
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenizeConfig(DataConfig):
+    """Dataset options (inherited), embedding model, and tokenizer settings."""
+
+    out: Path
+    """Run folder: the dataset goes to <out>/data, the SID table and tokenizer to <out>/tokenizer."""
+    tokenizer: Literal["rqvae", "rkmeans"] = "rqvae"
+    """rqvae: TIGER's RQ-VAE (trained); rkmeans: residual k-means on the embeddings (training-free)."""
+    levels: int = 3
+    """Code levels before the collision code."""
+    codebook_size: int = 256
+    """Codes per level."""
+    collision_size: int = DEFAULT_COLLISION_SIZE
+    """Codes in the final collision level, which numbers items sharing a tuple; the run stops with an
+    error if more items than this share one tuple."""
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    """Sentence-transformers model: the bundled offline all-MiniLM-L6-v2, a hub id, or a local folder."""
+    embedding_batch_size: int = 64
+    """Texts per embedding forward pass."""
+    embedding_cache: Path | None = None
+    """Embedding cache folder (default: $TIDREC_HOME/embeddings if TIDREC_HOME is set, else
+    <out>/embeddings)."""
+    seed: int = 0
+    """Seed of k-means and RQ-VAE training: the same seed gives the same SID table on CPU."""
+    rqvae_epochs: int = RqVaeConfig.epochs
+    """RQ-VAE training epochs."""
+    rqvae_batch_size: int = RqVaeConfig.batch_size
+    """RQ-VAE items per step."""
+    rqvae_lr: float = RqVaeConfig.lr
+    """RQ-VAE AdamW learning rate."""
+    rqvae_hidden_dims: tuple[int, ...] = RqVaeConfig.hidden_dims
+    """RQ-VAE encoder hidden widths (decoder mirrors them)."""
+    rqvae_latent_dim: int = RqVaeConfig.latent_dim
+    """RQ-VAE latent width."""
+    rqvae_beta: float = RqVaeConfig.beta
+    """RQ-VAE commitment weight."""
+    kmeans_iterations: int = RqVaeConfig.kmeans_iterations
+    """Lloyd iterations per k-means (RQ-VAE codebook initialisation and residual k-means)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Device for embedding and RQ-VAE training (CPU runs are deterministic for a seed)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.collision_size < 1:
+            raise ConfigError(f"--collision-size must be >= 1, got {self.collision_size}")
+        self.tokenizer_config()  # validates the tokenizer options now, before any work
+
+    def tokenizer_config(self) -> RqVaeConfig | ResidualKMeansConfig:
+        """The chosen tokenizer's own config, built from these flags."""
+        if self.tokenizer == "rkmeans":
+            return ResidualKMeansConfig(
+                levels=self.levels, codebook_size=self.codebook_size, kmeans_iterations=self.kmeans_iterations
+            )
+        return RqVaeConfig(
+            levels=self.levels,
+            codebook_size=self.codebook_size,
+            hidden_dims=self.rqvae_hidden_dims,
+            latent_dim=self.rqvae_latent_dim,
+            beta=self.rqvae_beta,
+            epochs=self.rqvae_epochs,
+            batch_size=self.rqvae_batch_size,
+            lr=self.rqvae_lr,
+            kmeans_iterations=self.kmeans_iterations,
+        )
+
+    def cache_dir(self) -> Path:
+        """Where item embeddings are cached."""
+        if self.embedding_cache is not None:
+            return self.embedding_cache
+        home = os.environ.get("TIDREC_HOME")
+        return Path(home) / "embeddings" if home else self.out / "embeddings"
+
+
+def build_tokenizer(config: TokenizeConfig) -> SidTokenizer:
+    """An unfitted tokenizer of the configured kind."""
+    tokenizer_config = config.tokenizer_config()
+    if isinstance(tokenizer_config, ResidualKMeansConfig):
+        return ResidualKMeansTokenizer(tokenizer_config, device=config.device)
+    return RqVaeTokenizer(tokenizer_config, device=config.device)
+
+
+def tokenize_embeddings(
+    embeddings: np.ndarray,
+    tokenizer: SidTokenizer,
+    *,
+    item_ids: np.ndarray,
+    dataset_hash: str,
+    seed: int,
+    collision_size: int,
+    folder: Path,
+    provenance: dict,
+    seconds_embed: float = 0.0,
+) -> tuple[SidTable, dict]:
+    """Fit ``tokenizer`` on (I, D) ``embeddings``, add collision codes, write the tokenizer artifacts.
+
+    Args:
+        embeddings: (I, D) float32, row i for item_idx i.
+        tokenizer: an unfitted tokenizer.
+        item_ids: (I,) the catalogue's item ids.
+        dataset_hash: ``Dataset.content_hash`` the SIDs are built for.
+        seed: training seed.
+        collision_size: codes in the collision level.
+        folder: ``<out>/tokenizer``.
+        provenance: recorded in the checkpoint, table metadata and stats (embedding model etc.);
+            keep timings out of it so the same seed writes a byte-identical table.
+        seconds_embed: time spent embedding, added to the total in the stats.
+
+    Returns:
+        The SID table and the statistics written to ``stats.json``.
+
+    Raises:
+        ConfigError: more than ``collision_size`` items share a code tuple (nothing is written).
+    """
+    start = time.perf_counter()
+    fit_summary = tokenizer.fit(embeddings, seed=seed)
+    fitted = time.perf_counter()
+    codes = tokenizer.encode(embeddings)  # (I, L)
+    sid_codes = add_collision_codes(codes, collision_size)  # (I, L + 1)
+    encoded = time.perf_counter()
+    errors = (tokenizer.reconstruct(embeddings) - embeddings) ** 2  # (I, D)
+    table = SidTable(
+        item_ids=np.asarray(item_ids).astype(str),
+        codes=sid_codes,
+        level_sizes=(*tokenizer.level_sizes, collision_size),
+        dataset_hash=dataset_hash,
+    )
+    stats = {
+        "tokenizer": tokenizer.kind,
+        "items": len(embeddings),
+        "embedding_dim": int(embeddings.shape[1]),
+        **code_stats(codes, tokenizer.level_sizes),
+        "collision_codes_used": int(sid_codes[:, -1].max()) + 1,
+        "reconstruction_mse": float(errors.mean()),
+        "unexplained_variance": float(errors.sum() / ((embeddings - embeddings.mean(0)) ** 2).sum()),
+        "seconds_embed": seconds_embed,
+        "seconds_fit": fitted - start,
+        "seconds_encode": encoded - fitted,
+        "training": fit_summary,
+        "sid_table_hash": table.content_hash(),
+        "dataset_hash": dataset_hash,
+        "seed": seed,
+        "config": asdict(tokenizer.config),
+        **provenance,
+    }
+    meta = {"tokenizer": tokenizer.kind, "config": stats["config"], "seed": seed, **provenance}
+    tokenizer.save(folder / "tokenizer.pt", extra={**meta, "dataset_hash": dataset_hash,
+                                                    "sid_table_hash": table.content_hash()})  # fmt: skip
+    title = f"{tokenizer.kind}: {len(embeddings)} items, {stats['unique_tuple_rate']:.1%} unique tuples"
+    plot_code_usage(codes, tokenizer.level_sizes, folder / "code_usage.png", title=title)
+    stats["seconds_total"] = time.perf_counter() - start + seconds_embed
+    write_json(folder / "stats.json", stats)
+    table.save(folder / "sids.parquet", extra=meta)  # last: its presence marks a finished run
+    return table, stats
+
+
+def tokenize_run(config: TokenizeConfig) -> SidTable:
+    """Prepare the dataset, embed item texts, fit the tokenizer, write ``<out>/tokenizer/``.
+
+    Raises:
+        InputError: bad dataset files.
+        ConfigError: bad options, an embedding model that cannot be loaded, or a collision overflow.
+    """
+    dataset = prepare_dataset(config, config.out / "data")
+    start = time.perf_counter()
+    embeddings = embed_texts(
+        dataset.item_texts,
+        model=config.embedding_model,
+        cache_dir=config.cache_dir(),
+        batch_size=config.embedding_batch_size,
+        device=config.device,
+    )  # (I, D)
+    provenance = {
+        "embedding_model": config.embedding_model,
+        "embeddings_sha256": hashlib.sha256(embeddings.tobytes()).hexdigest(),
+    }
+    table, stats = tokenize_embeddings(
+        embeddings,
+        build_tokenizer(config),
+        item_ids=dataset.item_ids,
+        dataset_hash=dataset.content_hash,
+        seed=config.seed,
+        collision_size=config.collision_size,
+        folder=config.out / "tokenizer",
+        provenance=provenance,
+        seconds_embed=time.perf_counter() - start,
+    )
+    print(summary_table(stats))
+    print(f"wrote {config.out / 'tokenizer'} (sids.parquet, tokenizer.pt, stats.json, code_usage.png)")
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(
+        TokenizeConfig,
+        tokenize_run,
+        argv,
+        prog="python -m tidrec.tokenize",
+        description="Embed item texts and turn them into semantic IDs (RQ-VAE or residual k-means).",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
