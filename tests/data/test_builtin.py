@@ -71,6 +71,7 @@ def test_movielens_texts_order_and_ties(tmp_path):
 
 def test_movielens_text_leaves_out_missing_parts():
     assert movielens_text("unknown", "", "unknown") == "Title: unknown. Genres: unknown."
+    assert movielens_text("unkonwn", "unkonwn", "") == "Title: unkonwn."
 
 
 def test_movielens_missing_column(tmp_path):

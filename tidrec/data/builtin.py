@@ -147,10 +147,11 @@ def fetch_builtin(name: str) -> Path:
 
 
 def movielens_text(title: str, year: str, genres: str) -> str:
-    """``"Title: Toy Story. Year: 1995. Genres: Animation, Children's, Comedy."`` (empty parts left out)."""
+    """``"Title: Toy Story. Year: 1995. Genres: Animation, Children's, Comedy."``; missing parts left out."""
     parts = [f"Title: {title}."] if title else []
-    if year:
-        parts.append(f"Year: {year.removesuffix('.0')}.")
+    year = year.removesuffix(".0")
+    if year.isdigit():  # ml-100k's one unknown movie has year "unkonwn"
+        parts.append(f"Year: {year}.")
     if genres:
         parts.append(f"Genres: {', '.join(genres.split())}.")
     return " ".join(parts)
