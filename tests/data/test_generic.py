@@ -83,6 +83,17 @@ def test_fractional_timestamps_order_exactly_and_store_whole_seconds(tmp_path):
     assert data.timestamps.tolist() == [10, 10, 11]
 
 
+def test_large_integer_timestamps_are_kept_exactly(tmp_path):
+    nanoseconds = [1_700_000_000_123_456_789, 1_700_000_000_123_456_788, 1_700_000_000_123_456_790]
+    pl.DataFrame({"user_id": ["u"] * 3, "item_id": ["a", "b", "c"], "timestamp": nanoseconds}).write_parquet(
+        tmp_path / "inter.parquet"
+    )
+    (tmp_path / "items.csv").write_text(ITEMS)
+    data = build_dataset(_config(tmp_path / "inter.parquet", tmp_path / "items.csv"))
+    assert data.timestamps.tolist() == sorted(nanoseconds)
+    assert data.item_ids[data.sequence(0)].tolist() == ["b", "a", "c"]
+
+
 def test_kcore_is_iterative():
     # k=2: item z has one interaction; dropping it leaves u3 with one, which then drops item y to one.
     frame = pl.DataFrame(
@@ -120,10 +131,11 @@ def test_kcore_and_drop_short_users_options(tmp_path):
         (INTERACTIONS + "u1,q,4\n", ITEMS, r"inter.csv line 9: item 'q' is not in .*items.csv"),
         (INTERACTIONS + "u3,a,1\n", ITEMS, r"inter.csv line 9: user 'u3' has 1 interaction; .* >= 3"),
         (INTERACTIONS.encode() + b"u1,\xe9t\xe9,4\n", ITEMS, r"inter.csv line 9: not valid UTF-8"),
+        (INTERACTIONS.replace("u1,b,9", "u1,b,inf"), ITEMS, r"inter.csv line 3: timestamp 'inf'"),
         (INTERACTIONS.replace("u2,a,1", ",a,1"), ITEMS, r"inter.csv line 5: column 'user_id' is empty"),
     ],
     ids=["missing-column", "missing-text-column", "empty-file", "header-only", "non-numeric-time",
-         "two-texts", "unknown-item", "single-interaction-user", "non-utf8", "empty-user"],
+         "two-texts", "unknown-item", "single-interaction-user", "non-utf8", "infinite-time", "empty-user"],
 )  # fmt: skip
 def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path, interactions, items, message):
     inter_path, items_path = _files(tmp_path, interactions, items)

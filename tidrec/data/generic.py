@@ -81,29 +81,32 @@ def require_columns(table: Table, columns: dict[str, str]) -> None:
 
 
 def parse_timestamps(table: Table, column: str) -> pl.Series:
-    """The column as numbers (Int64 if whole, else Float64); datetimes become Unix seconds.
+    """The column as numbers: Int64 when every value is an integer, else Float64 (ordering uses the
+    exact values; the Dataset stores whole seconds). Datetimes become Unix seconds.
 
     Raises:
-        InputError: naming the first row whose value is missing or not a number.
+        InputError: naming the first row whose value is missing, not a number, or infinite.
     """
     values = table.frame[column]
     if values.dtype.is_temporal():
         values = values.cast(pl.Datetime("us")).dt.epoch("s")
     elif values.dtype == pl.String:
-        values = values.str.strip_chars().cast(pl.Float64, strict=False)
-    elif values.dtype.is_numeric():
+        text = values.str.strip_chars()
+        as_int = text.cast(pl.Int64, strict=False)
+        values = as_int if as_int.null_count() == 0 else text.cast(pl.Float64, strict=False)
+    elif values.dtype.is_integer():
+        values = values.cast(pl.Int64)
+    elif values.dtype.is_float():
         values = values.cast(pl.Float64)
     else:
         raise InputError(f"{table.path}: column {column!r} has type {values.dtype}, expected numbers")
-    bad = values.is_null() | values.is_nan() if values.dtype == pl.Float64 else values.is_null()
+    bad = values.is_null() | ~values.is_finite() if values.dtype == pl.Float64 else values.is_null()
     if bad.any():
         index = int(bad.arg_true()[0])
         raise InputError(
             f"{table.where(int(table.frame['row'][index]))}: timestamp {table.frame[column][index]!r} "
             f"in column {column!r} is not a number"
         )
-    if values.dtype == pl.Float64 and (values == values.floor()).all():
-        values = values.cast(pl.Int64)
     return values.alias("timestamp")
 
 

@@ -148,6 +148,9 @@ def build(source: RawSource, *, kcore: int = 0, drop_short_users: bool = False) 
         .to_list()
     )
     counts = np.bincount(inter["user_idx"].to_numpy(), minlength=user_ids.len())
+    times = inter["timestamp"].to_numpy()
+    if times.dtype.kind == "f":
+        times = np.floor(times)
     return Dataset(
         name=source.name,
         user_ids=user_ids.to_numpy().astype(str),
@@ -155,5 +158,5 @@ def build(source: RawSource, *, kcore: int = 0, drop_short_users: bool = False) 
         item_texts=texts,
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         items=inter["item_idx"].to_numpy().astype(np.int64),
-        timestamps=np.floor(inter["timestamp"].to_numpy()).astype(np.int64),
+        timestamps=times.astype(np.int64),
     )
