@@ -54,3 +54,47 @@ def hit_rate(ranked: np.ndarray, targets: np.ndarray, k: int = 10) -> float:
 @pytest.fixture(scope="session")
 def successor() -> Dataset:
     return successor_dataset()
+
+
+def seed_embedding_cache(run, dataset: Dataset, embeddings: np.ndarray) -> None:
+    """Put ``embeddings`` where ``embed_texts`` looks first, so tests never load a sentence model."""
+    from tidrec.embed import DEFAULT_EMBEDDING_MODEL, cache_path
+
+    path = cache_path(run / "embeddings", DEFAULT_EMBEDDING_MODEL, dataset.item_texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, embeddings.astype(np.float32))
+
+
+def tiny_fit_config(run, model: str, **overrides):
+    """A FitConfig small enough to train in about a second on the successor dataset."""
+    from tidrec.fit import FitConfig
+
+    settings = {
+        "run": run,
+        "model": model,
+        "max_len": 12,
+        "d_model": 32,
+        "num_layers": 1,
+        "num_heads": 2,
+        "dropout": 0.1,
+        "lr": 5e-3,
+        "batch_size": 32,
+        "max_epochs": 30,
+        "patience": 30,
+        "progress": False,
+        "accelerator": "cpu",
+        "seed": 0,
+        **overrides,
+    }
+    return FitConfig(**settings)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train faster on one thread, above all on a shared 2-core CI machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,42 +7,92 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tidrec.baselines.llmseqsim import LLMSeqSimRecommender
 from tidrec.baselines.popularity import PopularityRecommender
+from tidrec.baselines.presets import PRESETS, resolve_preset
 from tidrec.data.dataset import Dataset
 from tidrec.errors import ConfigError, InputError
+from tidrec.io import write_json
 
-BASELINES = ("pop",)
+BASELINES = ("pop", "llmseqsim", *PRESETS)
 """Model names :func:`fit_baseline` accepts."""
+
+TRAIN_INFO = "train_info.json"
+"""Written beside each artifact: training seconds, epochs, best validation NDCG@10."""
 
 
 def fit_baseline(config: Any, dataset: Dataset, out_dir: str | Path) -> Path:
     """Fit the baseline named by ``config.model`` on ``dataset``; save it under ``out_dir``.
 
     Args:
-        config: a ``tidrec.fit.FitConfig`` (fields left None take the model's preset).
+        config: a ``tidrec.fit.FitConfig`` (its generic fields left None take the model's preset;
+            ``run`` locates the embedding cache ``<run>/embeddings``).
         dataset: the prepared dataset (train sequences are ``s[:-2]``, validation target ``s[-2]``).
         out_dir: the model's folder, ``runs/<name>/models/<model-name>/``.
 
     Returns:
-        The saved artifact (a checkpoint or a JSON state), which :func:`load_recommender` accepts.
+        The saved artifact (``best.ckpt``, ``llmseqsim.json`` or ``pop.json``), which
+        :func:`load_recommender` accepts.
 
     Raises:
-        ConfigError: ``config.model`` is not a baseline.
+        ConfigError: ``config.model`` is not a baseline, or a field is out of range for it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = config.model
+    start = time.perf_counter()
     if name == "pop":
         path = out_dir / "pop.json"
         PopularityRecommender.fit(dataset).save(path, dataset_hash=dataset.content_hash)
-        return path
-    raise ConfigError(f"--model {name!r} is not a baseline; expected one of {', '.join(BASELINES)}")
+        info: dict[str, Any] = {}
+    elif name == "llmseqsim":
+        path = out_dir / "llmseqsim.json"
+        embedding_model = _embedding_model(config)
+        recommender = LLMSeqSimRecommender(
+            item_embeddings(config, dataset), aggregation=getattr(config, "aggregation", None) or "last"
+        )
+        recommender.save(path, dataset_hash=dataset.content_hash, embedding_model=embedding_model)
+        info = {"aggregation": recommender.aggregation, "embedding_model": embedding_model}
+    elif name in PRESETS:
+        from tidrec.baselines.train import train_sequence_model
+
+        preset = resolve_preset(name, config)
+        embeddings = item_embeddings(config, dataset) if preset.text_init else None
+        path, info = train_sequence_model(preset, config, dataset, out_dir, embeddings)
+    else:
+        raise ConfigError(f"--model {name!r} is not a baseline; expected one of {', '.join(BASELINES)}")
+    seconds = time.perf_counter() - start
+    write_json(out_dir / TRAIN_INFO, {"model": name, "train_seconds": round(seconds, 2), **info})
+    return path
 
 
-def load_recommender(path: str | Path, dataset: Dataset):
+def item_embeddings(config: Any, dataset: Dataset) -> np.ndarray:
+    """(I, E) text embeddings of the catalogue, cached under ``<run>/embeddings``."""
+    from tidrec.embed import embed_texts
+
+    run = getattr(config, "run", None)
+    cache_dir = Path(run) / "embeddings" if run is not None else None
+    return embed_texts(
+        dataset.item_texts,
+        model=_embedding_model(config),
+        cache_dir=cache_dir,
+        device=getattr(config, "embed_device", None) or "auto",
+    )
+
+
+def _embedding_model(config: Any) -> str:
+    from tidrec.embed import DEFAULT_EMBEDDING_MODEL
+
+    return getattr(config, "embedding_model", None) or DEFAULT_EMBEDDING_MODEL
+
+
+def load_recommender(path: str | Path, dataset: Dataset, *, device: str = "cpu"):
     """Rebuild the recommender saved at ``path`` (a file, or a model folder holding one).
 
     Raises:
@@ -53,17 +103,26 @@ def load_recommender(path: str | Path, dataset: Dataset):
         path = _artifact_in(path)
     if not path.exists():
         raise InputError(f"{path}: no saved baseline here")
+    if path.suffix == ".ckpt":
+        from tidrec.baselines.train import load_sequence_recommender
+
+        return load_sequence_recommender(path, dataset, device=device)
     if path.suffix == ".json":
-        state = json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
         _check_hash(path, state.get("dataset_hash"), dataset)
         if state.get("model") == "pop":
             return PopularityRecommender.load(state, num_items=dataset.num_items, path=path)
-        raise InputError(f"{path}: field 'model' is {state.get('model')!r}, expected a baseline name")
+        if state.get("model") == "llmseqsim":
+            return LLMSeqSimRecommender.load(state, num_items=dataset.num_items, path=path)
+        raise InputError(f"{path}: field 'model' is {state.get('model')!r}, expected pop or llmseqsim")
     raise InputError(f"{path}: expected a .json state or a .ckpt checkpoint")
 
 
 def _artifact_in(folder: Path) -> Path:
-    for name in ("best.ckpt", "last.ckpt", "llmseqsim.json", "pop.json"):
+    for name in ("best.ckpt", "llmseqsim.json", "pop.json"):
         if (folder / name).exists():
             return folder / name
     raise InputError(f"{folder}: no baseline artifact (best.ckpt, llmseqsim.json or pop.json)")
@@ -77,4 +136,11 @@ def _check_hash(path: Path, saved: str | None, dataset: Dataset) -> None:
         )
 
 
-__all__ = ["BASELINES", "PopularityRecommender", "fit_baseline", "load_recommender"]
+__all__ = [
+    "BASELINES",
+    "LLMSeqSimRecommender",
+    "PopularityRecommender",
+    "fit_baseline",
+    "item_embeddings",
+    "load_recommender",
+]

@@ -1,0 +1,85 @@
+"""SASRec / BERT4Rec and their LLM2 twins: train through fit_baseline, reload, beat popularity."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import cycle_embeddings, hit_rate, seed_embedding_cache, tiny_fit_config
+
+from tidrec.baselines import fit_baseline, load_recommender
+from tidrec.baselines.bert4rec import BERT4Rec, BERT4RecConfig
+from tidrec.baselines.popularity import PopularityRecommender
+from tidrec.baselines.presets import resolve_preset
+from tidrec.baselines.sasrec import SASRec, SASRecConfig
+from tidrec.baselines.sequential import ndcg_recall_at
+from tidrec.errors import ConfigError, InputError
+
+
+@pytest.mark.parametrize("model", ["sasrec", "sasrec-bce", "bert4rec", "llm2sasrec", "llm2bert4rec"])
+def test_trains_and_beats_popularity_on_ordered_data(successor, tmp_path, model):
+    seed_embedding_cache(tmp_path, successor, cycle_embeddings(successor, dim=40))
+    out = tmp_path / "models" / model
+    width = 16 if model.startswith("llm2") else 32  # PCA width is at most the 24 items
+    best = fit_baseline(tiny_fit_config(tmp_path, model, d_model=width), successor, out)
+    assert best == out / "best.ckpt" and best.is_file()
+    assert (out / "metrics.csv").is_file() and (out / "curves.png").is_file()
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["train_seconds"] > 0 and info["best_val_ndcg10"] > 0.5
+
+    test = successor.split("test")
+    recommender = load_recommender(out, successor)
+    ranked = recommender.recommend(test, k=10, exclude_history=True)
+    assert ranked.shape == (len(test), 10)
+    assert not np.isin(ranked[0], test.histories[0]).any()
+    pop = PopularityRecommender.fit(successor).recommend(test, k=10, exclude_history=True)
+    assert hit_rate(ranked, test.targets) >= 0.95 > hit_rate(pop, test.targets) + 0.2
+    assert hit_rate(ranked, test.targets, k=1) > 0.6  # the successor is learned, not just a top-10 guess
+
+
+def test_checkpoint_refuses_another_dataset(successor, tmp_path):
+    from conftest import successor_dataset
+
+    out = tmp_path / "models" / "sasrec"
+    fit_baseline(tiny_fit_config(tmp_path, "sasrec", max_epochs=1), successor, out)
+    with pytest.raises(InputError, match="trained on dataset"):
+        load_recommender(out / "best.ckpt", successor_dataset(seed=1))
+
+
+def test_sasrec_is_causal_and_ignores_padding():
+    torch.manual_seed(0)
+    model = SASRec(SASRecConfig(num_items=10, max_len=6, d_model=16, num_heads=2, dropout=0.0)).eval()
+    tokens = torch.tensor([[0, 0, 3, 4, 5, 6]])
+    changed = torch.tensor([[0, 0, 3, 4, 5, 9]])
+    with torch.no_grad():
+        hidden, hidden_changed = model(tokens), model(changed)
+        assert torch.allclose(hidden[:, :5], hidden_changed[:, :5], atol=1e-6)  # future is invisible
+        assert not torch.allclose(hidden[:, 5], hidden_changed[:, 5])
+        # the same history with more left padding scores the same next item
+        shorter = model.next_item_scores(torch.tensor([[0, 3, 4, 5, 6]]))
+        assert torch.allclose(model.next_item_scores(tokens), shorter, atol=1e-5)
+
+
+def test_bert4rec_inference_appends_mask_and_truncates():
+    model = BERT4Rec(BERT4RecConfig(num_items=10, max_len=4, d_model=8, num_heads=2))
+    tokens = model.inference_tokens([np.array([1, 2, 3, 4, 5]), np.array([7])])
+    mask = model.mask_token
+    assert tokens.tolist() == [[4, 5, 6, mask], [0, 0, 8, mask]]
+    assert model.next_item_scores(tokens).shape == (2, 10)
+
+
+def test_ndcg_recall_golden_values():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.3], [0.4, 0.3, 0.2, 0.1], [1.0, float("-inf"), 0.0, 0.5]])
+    ndcg, recall = ndcg_recall_at(scores, torch.tensor([2, 3, 1]), k=3)
+    # target ranks: 1 (behind item 1), 3 (outside top-3), excluded (-inf)
+    assert torch.allclose(ndcg, torch.tensor([1 / np.log2(3), 0.0, 0.0], dtype=torch.float))
+    assert recall.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_presets_and_overrides(tmp_path):
+    preset = resolve_preset("sasrec-bce", tiny_fit_config(tmp_path, "sasrec-bce", d_model=48, num_heads=1))
+    assert (preset.architecture, preset.loss, preset.d_model, preset.max_len) == ("sasrec", "bce", 48, 12)
+    default = resolve_preset("llm2bert4rec", tiny_fit_config(tmp_path, "llm2bert4rec", max_len=None))
+    assert default.text_init and default.max_len == 200 and default.architecture == "bert4rec"
+    with pytest.raises(ConfigError, match="SASRec only"):
+        resolve_preset("bert4rec", tiny_fit_config(tmp_path, "bert4rec", loss="bce"))

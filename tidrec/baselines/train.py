@@ -1,0 +1,111 @@
+"""Fit a sequence baseline with the shared Lightning trainer, and load it back from its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from tidrec.baselines.pca import init_item_table
+from tidrec.baselines.presets import SequencePreset
+from tidrec.baselines.sequential import SequenceModule, SequenceRecommender, split_loader, train_loader
+from tidrec.data.dataset import Dataset, Split
+from tidrec.errors import InputError
+
+
+def train_sequence_model(
+    preset: SequencePreset,
+    train_config: Any,
+    dataset: Dataset,
+    out_dir: Path,
+    embeddings: np.ndarray | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Train ``preset`` on the dataset's training sequences, early-stopping on validation NDCG@10.
+
+    Args:
+        preset: architecture and hyperparameters (already merged with the user's options).
+        train_config: a ``TrainConfig`` (or subclass) for ``make_trainer``; its ``lr``,
+            ``batch_size``, ``max_epochs``, ``patience`` and ``seed`` are replaced by the preset's.
+        dataset: the prepared dataset.
+        out_dir: model folder; receives best.ckpt, last.ckpt, metrics.csv, curves.png.
+        embeddings: (I, E) item text embeddings, required when ``preset.text_init``.
+
+    Returns:
+        The best checkpoint and a summary (epochs run, best validation NDCG@10, PCA scale).
+    """
+    from tidrec.training import make_trainer, plot_curves, resume_path
+
+    train_config = dataclasses.replace(
+        train_config,
+        **{
+            name: getattr(preset, name)
+            for name in ("lr", "batch_size", "max_epochs", "patience", "seed")
+            if hasattr(train_config, name)
+        },
+    )
+    L.seed_everything(preset.seed, verbose=False)
+    module = SequenceModule(
+        architecture=preset.architecture,
+        config=preset.model_config(dataset.num_items),
+        model_name=preset.name,
+        dataset_hash=dataset.content_hash,
+        lr=preset.lr,
+        weight_decay=getattr(train_config, "weight_decay", 0.0),
+    )
+    info: dict[str, Any] = {"preset": dataclasses.asdict(preset)}
+    if preset.text_init:
+        if embeddings is None:
+            raise ValueError(f"{preset.name} needs item text embeddings for its PCA initialisation")
+        info["pca_scale"] = init_item_table(module.model.item_table, embeddings)
+    trainer = make_trainer(train_config, out_dir, monitor="val/ndcg@10")
+    trainer.fit(
+        module,
+        train_dataloaders=train_loader(
+            module, dataset.train_sequences(), batch_size=preset.batch_size, seed=preset.seed
+        ),
+        val_dataloaders=split_loader(module, validation_split(dataset, train_config), dataset.num_items),
+        ckpt_path=resume_path(train_config, out_dir),
+    )
+    best = out_dir / "best.ckpt"
+    if (out_dir / "metrics.csv").is_file():
+        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+    score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+    info.update(epochs=trainer.current_epoch, best_val_ndcg10=float(score) if score is not None else None)
+    return best, info
+
+
+def validation_split(dataset: Dataset, config: Any) -> Split:
+    """The valid split, or a fixed random sample of ``config.val_users`` of its users when set."""
+    valid = dataset.split("valid")
+    limit = getattr(config, "val_users", None)
+    if limit is not None and limit < len(valid):
+        rows = np.random.default_rng(getattr(config, "seed", 0)).choice(len(valid), limit, replace=False)
+        valid = valid.subset(np.sort(rows))
+    return valid
+
+
+def load_sequence_recommender(path: Path, dataset: Dataset, *, device: str = "cpu") -> SequenceRecommender:
+    """A :class:`SequenceRecommender` from a checkpoint written by :func:`train_sequence_model`.
+
+    Raises:
+        InputError: the file is not such a checkpoint, or it was trained on another dataset.
+    """
+    try:
+        module = SequenceModule.load_from_checkpoint(path, map_location="cpu")
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise InputError(f"{path}: not a tidrec sequence-baseline checkpoint ({error})") from None
+    saved = module.hparams.get("dataset_hash")
+    if saved != dataset.content_hash:
+        raise InputError(
+            f"{path}: trained on dataset {str(saved)[:12]}, but this dataset is {dataset.content_hash[:12]}"
+        )
+    if module.hparams["config"]["num_items"] != dataset.num_items:
+        raise InputError(
+            f"{path}: model scores {module.hparams['config']['num_items']} items, dataset has "
+            f"{dataset.num_items}"
+        )
+    return SequenceRecommender(module.model, device=torch.device(device))
