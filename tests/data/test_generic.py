@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tidrec.data import DataConfig, build_dataset, prepare_dataset
-from tidrec.data.preprocess import kcore_filter
+from tidrec.data.preprocess import RawSource, Table, build, kcore_filter
 from tidrec.errors import ConfigError, InputError
 
 ITEMS = "item_id,title,genre\na,Alpha,x\nb,Beta,\nc,Gamma,z\nd,Delta,w\n"
@@ -164,3 +168,38 @@ def test_split_targets_are_each_users_last_two_items(tmp_path):
             seq = data.sequence(u)
             assert split.targets[u] == seq[-cut]
             np.testing.assert_array_equal(split.histories[u], seq[:-cut])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("pqrs"), st.sampled_from("abcde"), st.integers(0, 3)), min_size=1),
+    st.integers(0, 3),
+)
+def test_build_matches_a_plain_python_reference(rows, kcore):
+    """Random small inputs: same result as k-core, drop-short-users and a stable sort written out by hand."""
+    frame = pl.DataFrame(
+        {"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "timestamp": [r[2] for r in rows]}
+    ).with_row_index("row")
+    items = pl.DataFrame({"item_id": list("abcde"), "text": list("ABCDE")}).with_row_index("row")
+    source = RawSource("prop", Table(frame, Path("i.csv"), 2), Table(items, Path("t.csv"), 2))
+    kept = list(enumerate(rows))
+    while kcore > 1:  # the k-core, by hand
+        users = Counter(r[0] for _, r in kept)
+        items_count = Counter(r[1] for _, r in kept)
+        smaller = [(i, r) for i, r in kept if users[r[0]] >= kcore and items_count[r[1]] >= kcore]
+        if len(smaller) == len(kept):
+            break
+        kept = smaller
+    users = Counter(r[0] for _, r in kept)
+    kept = [(i, r) for i, r in kept if users[r[0]] >= 3]
+    if not kept:
+        with pytest.raises(InputError, match="no interactions left"):
+            build(source, kcore=kcore, drop_short_users=True)
+        return
+    data = build(source, kcore=kcore, drop_short_users=True)
+    user_order = list(dict.fromkeys(r[0] for _, r in kept))
+    assert data.user_ids.tolist() == user_order
+    assert data.item_ids.tolist() == list(dict.fromkeys(r[1] for _, r in kept))
+    for u, user in enumerate(user_order):
+        expected = sorted(((r[2], i, r[1]) for i, r in kept if r[0] == user))  # time, then file row
+        assert data.item_ids[data.sequence(u)].tolist() == [item for _, _, item in expected]
