@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 STAGES = {
     "run": "tokenize -> fit -> evaluate, end to end",
+    "data": "prepare a dataset (load, filter, split) into a folder",
     "tokenize": "item text -> embeddings -> semantic IDs",
     "fit": "train a model (the generative model or a baseline)",
     "evaluate": "leave-one-out evaluation of a trained model",
