@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import cycle_embeddings, hit_rate, seed_embedding_cache, tiny_fit_config
+from baseline_fixtures import cycle_embeddings, hit_rate, seed_embedding_cache, tiny_fit_config
 
 from tidrec.baselines import fit_baseline, load_recommender
 from tidrec.baselines.llmseqsim import LLMSeqSimRecommender, session_embedding

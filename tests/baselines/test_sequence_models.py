@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import cycle_embeddings, hit_rate, seed_embedding_cache, tiny_fit_config
+from baseline_fixtures import cycle_embeddings, hit_rate, seed_embedding_cache, tiny_fit_config
 
 from tidrec.baselines import fit_baseline, load_recommender
 from tidrec.baselines.bert4rec import BERT4Rec, BERT4RecConfig
@@ -38,7 +38,7 @@ def test_trains_and_beats_popularity_on_ordered_data(successor, tmp_path, model)
 
 
 def test_checkpoint_refuses_another_dataset(successor, tmp_path):
-    from conftest import successor_dataset
+    from baseline_fixtures import successor_dataset
 
     out = tmp_path / "models" / "sasrec"
     fit_baseline(tiny_fit_config(tmp_path, "sasrec", max_epochs=1), successor, out)
