@@ -30,9 +30,9 @@ class PopularityRecommender:
     @classmethod
     def fit(cls, dataset: Dataset) -> PopularityRecommender:
         """Count each item's occurrences in the training sequences (``s[:-2]`` per user)."""
-        train = dataset.train_sequences()
-        flat = np.concatenate(train) if train else np.zeros(0, dtype=np.int64)
-        return cls(np.bincount(flat, minlength=dataset.num_items))
+        from tidrec.beyond_accuracy import item_counts
+
+        return cls(item_counts(dataset))
 
     def recommend(self, split: Split, *, k: int, exclude_history: bool) -> np.ndarray:
         """(B, k) item_idx, the most popular first; -1 pad when fewer items are allowed."""
