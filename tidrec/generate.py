@@ -46,21 +46,26 @@ class EncoderState:
 
 @dataclass
 class DecoderCache:
-    """Self-attention keys/values of the tokens decoded so far, per beam."""
+    """Self-attention keys/values of the tokens decoded so far, one row per (user, beam)."""
 
     keys: list[torch.Tensor]
-    """Per layer: ``(B, K, H, t, d)``."""
+    """Per layer: ``(B*K, H, t, d)``, user-major."""
     values: list[torch.Tensor]
-    """Per layer: ``(B, K, H, t, d)``."""
+    """Per layer: ``(B*K, H, t, d)``."""
 
     @property
     def length(self) -> int:
-        return self.keys[0].shape[3] if self.keys else 0
+        return self.keys[0].shape[2] if self.keys else 0
 
     def reorder(self, parent: torch.Tensor) -> DecoderCache:
-        """Keep, for each new beam ``(b, j)``, the cache of old beam ``parent[b, j]``."""
-        users = torch.arange(parent.shape[0], device=parent.device).unsqueeze(1)  # (B, 1)
-        return DecoderCache([k[users, parent] for k in self.keys], [v[users, parent] for v in self.values])
+        """Keep, for each new beam ``(b, j)``, the cache of user b's old beam ``parent[b, j]``."""
+        batch = parent.shape[0]
+        old_beams = self.keys[0].shape[0] // batch
+        users = torch.arange(batch, device=parent.device).unsqueeze(1)  # (B, 1)
+        rows = (users * old_beams + parent).reshape(-1)  # (B*K,)
+        return DecoderCache(
+            [k.index_select(0, rows) for k in self.keys], [v.index_select(0, rows) for v in self.values]
+        )
 
 
 def encode(
@@ -118,27 +123,23 @@ def decoder_step(
     batch, beams = tokens.shape
     step = cache.length if cache is not None else 0
     hidden = model.decoder.embed_tokens(tokens)  # (B, K, D)
-    bias = position_bias[:, step : step + 1, : step + 1]  # (H, 1, t+1)
+    bias = position_bias[:, step, : step + 1]  # (H, t+1)
     new_keys, new_values = [], []
     for layer_idx, block in enumerate(model.decoder.block):
         self_attn = block.layer[0].SelfAttention
         heads, dim = self_attn.n_heads, self_attn.key_value_proj_dim
         normed = block.layer[0].layer_norm(hidden)
         query = self_attn.q(normed).view(batch * beams, heads, 1, dim)  # (BK, H, 1, d)
-        key = self_attn.k(normed).view(batch, beams, heads, 1, dim)  # (B, K, H, 1, d)
-        value = self_attn.v(normed).view(batch, beams, heads, 1, dim)
+        key = self_attn.k(normed).view(batch * beams, heads, 1, dim)
+        value = self_attn.v(normed).view(batch * beams, heads, 1, dim)
         if cache is not None:
-            key = torch.cat([cache.keys[layer_idx], key], dim=3)  # (B, K, H, t+1, d)
-            value = torch.cat([cache.values[layer_idx], value], dim=3)
+            key = torch.cat([cache.keys[layer_idx], key], dim=2)  # (BK, H, t+1, d)
+            value = torch.cat([cache.values[layer_idx], value], dim=2)
         new_keys.append(key)
         new_values.append(value)
-        attended = F.scaled_dot_product_attention(
-            query,
-            key.view(batch * beams, heads, step + 1, dim),
-            value.view(batch * beams, heads, step + 1, dim),
-            attn_mask=bias,
-            scale=1.0,
-        )  # (BK, H, 1, d)
+        # one query against a handful of keys: elementwise products beat a batched matmul here
+        weights = torch.softmax((query * key).sum(-1) + bias, dim=-1)  # (BK, H, t+1)
+        attended = (weights.unsqueeze(-1) * value).sum(2)  # (BK, H, d)
         hidden = hidden + self_attn.o(attended.view(batch, beams, heads * dim))
 
         cross = block.layer[1].EncDecAttention
@@ -259,7 +260,8 @@ def beam_search(
             )  # (B, K)
             tokens = candidates.tokens.view(batch, -1).gather(1, pick)
             nodes = candidates.children.view(batch, -1).gather(1, pick)
-            cache = cache.reorder(pick // per_row)
+            if depth + 1 < trie.depth:  # the last step's cache is not needed
+                cache = cache.reorder(pick // per_row)
             nodes = nodes.clamp(min=0)  # dead beams (score -inf) park at node 0
     finally:
         model.train(was_training)

@@ -1,0 +1,109 @@
+"""``python -m tidrec.beam``: --help, a tiny synthetic run, a run from a checkpoint, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tidrec.beam import main, synthetic_codes
+
+
+def test_help_lists_the_flags(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--checkpoint", "--budget-ms", "--catalogue", "--batch-sizes", "--kernel", "--hf-batch"):
+        assert flag in out
+
+
+def test_synthetic_codes_are_unique_tuples():
+    codes = synthetic_codes(5000, (8, 8), np.random.default_rng(0))
+    assert codes.shape == (5000, 3)
+    assert len(np.unique(codes, axis=0)) == 5000  # the collision column separates repeats
+    assert codes[:, :2].max() < 8 and codes[:, 2].max() >= 1  # 5000 items over 64 prefixes collide
+
+
+def test_tiny_synthetic_run_agrees_with_hf_and_writes_artifacts(tmp_path, capsys):
+    argv = [
+        "--catalogue",
+        "300",
+        "--level-sizes",
+        "8",
+        "8",
+        "--beam-size",
+        "5",
+        "--batch-sizes",
+        "1",
+        "3",
+        "--repeats",
+        "2",
+        "--warmup",
+        "0",
+        "--hf-batch",
+        "3",
+        "--hf-repeats",
+        "1",
+        "--memory-items",
+        "2000",
+        "--budget-ms",
+        "100000",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "beam.json").read_text())
+    assert [row["batch"] for row in results["batches"]] == [1, 3]
+    assert results["hf"]["identical_topk_rows"] == 1.0  # same items in the same order as HF generate
+    assert results["hf"]["max_abs_score_diff"] < 1e-4
+    assert results["within_budget"]["batch"] == 3
+    assert results["memory"]["items"] == 2000 and results["trie"]["items"] == 300
+    assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert "largest batch with p99" in capsys.readouterr().out
+
+
+def test_run_from_a_checkpoint(tmp_path, capsys):
+    from tests.tiger_fixtures import make_run
+    from tidrec.model import TigerModule, cpu_model
+
+    _, sids = make_run(tmp_path)
+    module = TigerModule(cpu_model(), sids)
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    (tmp_path / "model").mkdir()
+    torch.save(checkpoint, tmp_path / "model" / "best.ckpt")
+    argv = [
+        "--checkpoint",
+        str(tmp_path / "model" / "best.ckpt"),
+        "--beam-size",
+        "4",
+        "--batch-sizes",
+        "2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--hf-batch",
+        "2",
+        "--hf-repeats",
+        "1",
+        "--memory-items",
+        "0",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path / "bench"),
+    ]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "bench" / "beam.json").read_text())
+    assert results["trie"]["items"] == 12 and results["hf"]["identical_topk_rows"] == 1.0
+    assert "best.ckpt" in capsys.readouterr().out
+
+
+def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
+    assert main(["--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nope.ckpt" in err and "Traceback" not in err

@@ -1,0 +1,512 @@
+"""``python -m tidrec.beam``: latency of trie-constrained beam search, against HF ``generate``.
+
+With ``--checkpoint runs/x/model/best.ckpt`` it decodes the run's test users with the trained
+model (the run folder's ``data/`` and ``tokenizer/sids.parquet`` are found beside the checkpoint's
+folder, or given by flags). Without one it builds a TIGER-size T5 with random weights over a
+synthetic catalogue of ``--catalogue`` items. It then
+
+* sweeps ``--batch-sizes`` and reports p50/p95/p99 latency, users/s and the largest batch whose
+  p99 fits ``--budget-ms``;
+* times the unconstrained floor: the same encoder pass and cached decoder steps for B x K beams
+  with no masking, selection or cache reordering;
+* measures the masking kernel's share of decode time (a separate, instrumented pass);
+* decodes ``--hf-batch`` users with Hugging Face ``generate(num_beams=K, num_return_sequences=K,
+  prefix_allowed_tokens_fn=...)`` over a Python dict trie (how public TIGER reproductions
+  decode), checks that both give the same top-k and prints the speed ratio;
+* measures the trie's bytes per item at ``--memory-items`` synthetic items.
+
+Writes ``beam.json`` and ``latency.png`` to ``--out`` and prints a summary table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import T5ForConditionalGeneration
+
+import tidrec.generate as generate
+from tidrec.cli import run
+from tidrec.device import resolve_device
+from tidrec.errors import ConfigError, InputError
+from tidrec.io import atomic_path, write_json
+from tidrec.vocab import Vocab
+from trie import Trie
+
+
+@dataclass(frozen=True, kw_only=True)
+class BeamBenchConfig:
+    """Options of the beam-search latency benchmark."""
+
+    checkpoint: Path | None = None
+    """A trained model checkpoint (runs/NAME/model/best.ckpt); none: random TIGER-size weights."""
+    data: Path | None = None
+    """Prepared dataset folder (default: data/ in the checkpoint's run folder)."""
+    sids: Path | None = None
+    """SID table (default: tokenizer/sids.parquet in the checkpoint's run folder)."""
+    catalogue: int = 100_000
+    """Synthetic catalogue size when no checkpoint is given."""
+    level_sizes: tuple[int, ...] = (256, 256, 256)
+    """Synthetic SID levels before the collision level (which is sized to fit)."""
+    history: int = 20
+    """Synthetic history items per user (with a checkpoint: the model's max_items)."""
+    beam_size: int = 20
+    """Beams per user (K); the top-K items are returned."""
+    batch_sizes: tuple[int, ...] = (1, 8, 16, 32, 64, 128)
+    """Users per batch to time."""
+    budget_ms: float = 50.0
+    """Latency budget per batch: the largest batch whose p99 fits is reported."""
+    repeats: int = 20
+    """Timed runs per batch size (after the warm-up runs)."""
+    warmup: int = 2
+    """Untimed runs per batch size."""
+    kernel: Literal["torch", "compiled", "triton"] = "compiled"
+    """Masking kernel for the timed decode."""
+    hf_batch: int = 64
+    """Users decoded by HF generate for the side-by-side check (0: skip)."""
+    hf_repeats: int = 3
+    """Timed HF generate runs (it is slow)."""
+    memory_items: int = 1_000_000
+    """Synthetic items for the trie memory measurement (0: skip)."""
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """Where to run."""
+    threads: int = 2
+    """torch CPU threads."""
+    seed: int = 0
+    """Seed for the synthetic catalogue, histories and random weights."""
+    out: Path = Path("benchmarks/results/beam")
+    """Folder for beam.json and latency.png."""
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1 or self.repeats < 1 or self.warmup < 0 or self.threads < 1:
+            raise ConfigError("beam_size, repeats and threads must be >= 1, warmup >= 0")
+        if not self.batch_sizes or min(self.batch_sizes) < 1:
+            raise ConfigError(f"batch_sizes must be positive, got {self.batch_sizes}")
+        if self.checkpoint is None and (
+            self.catalogue < 1 or not self.level_sizes or min(self.level_sizes) < 1
+        ):
+            raise ConfigError("catalogue and level_sizes must be positive")
+        if self.budget_ms <= 0:
+            raise ConfigError(f"budget_ms must be > 0, got {self.budget_ms}")
+
+
+@dataclass
+class Workload:
+    """A model, its catalogue's SID tokens and users to decode for."""
+
+    model: T5ForConditionalGeneration
+    vocab: Vocab
+    sid_tokens: np.ndarray
+    """(I, L) token ids of every item's SID."""
+    histories: list[np.ndarray]
+    user_ids: list[str]
+    max_items: int
+    source: str
+
+    def batch(self, size: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder inputs of ``size`` users starting at ``offset`` (cycling)."""
+        from tidrec.model import encoder_inputs
+
+        rows = [(offset + i) % len(self.histories) for i in range(size)]
+        return encoder_inputs(
+            self.vocab,
+            self.sid_tokens,
+            [self.histories[r] for r in rows],
+            [self.user_ids[r] for r in rows],
+            self.max_items,
+        )
+
+
+# ---------------------------------------------------------------------- workloads
+def synthetic_codes(num_items: int, level_sizes: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """``(I, L+1)`` unique code tuples: skewed codes per level, then a collision code.
+
+    Codes are drawn from a Dirichlet-skewed distribution per level (as real codebooks are unevenly
+    used), so some tuples repeat; the collision level numbers the repeats 0, 1, 2, ...
+    """
+    columns = []
+    for size in level_sizes:
+        weights = rng.dirichlet(np.full(size, 2.0))
+        columns.append(rng.choice(size, size=num_items, p=weights))
+    codes = np.stack(columns, 1)  # (I, L)
+    _, inverse = np.unique(codes, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    group_start = np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]
+    rank = np.arange(num_items) - np.repeat(group_start, np.diff(np.r_[group_start, num_items]))
+    collision = np.empty(num_items, dtype=np.int64)
+    collision[order] = rank
+    return np.concatenate([codes, collision[:, None]], 1)
+
+
+def synthetic_workload(config: BeamBenchConfig) -> Workload:
+    from tidrec.model import build_model, tiger_model
+
+    rng = np.random.default_rng(config.seed)
+    codes = synthetic_codes(config.catalogue, config.level_sizes, rng)
+    level_sizes = (*config.level_sizes, int(codes[:, -1].max()) + 1)
+    model_config = tiger_model()
+    vocab = Vocab(level_sizes=level_sizes, user_buckets=model_config.user_buckets)
+    torch.manual_seed(config.seed)
+    model = build_model(model_config, vocab).eval()
+    num_users = max(max(config.batch_sizes), config.hf_batch, 1)
+    histories = [rng.integers(0, config.catalogue, size=config.history) for _ in range(num_users)]
+    return Workload(
+        model,
+        vocab,
+        vocab.sid_tokens(codes),
+        histories,
+        [f"user{u}" for u in range(num_users)],
+        config.history,
+        f"random TIGER-size T5, synthetic catalogue of {config.catalogue} items",
+    )
+
+
+def checkpoint_workload(config: BeamBenchConfig) -> Workload:
+    from tidrec.data.dataset import load_dataset
+    from tidrec.model import load_checkpoint
+    from tokenizer.sid_table import SidTable
+
+    assert config.checkpoint is not None
+    loaded = load_checkpoint(config.checkpoint)
+    run_dir = config.checkpoint.resolve().parent.parent
+    data = config.data or run_dir / "data"
+    sids_path = config.sids or run_dir / "tokenizer" / "sids.parquet"
+    if not sids_path.is_file():
+        raise InputError(f"{sids_path}: SID table not found (give --sids)")
+    dataset = load_dataset(data)
+    sids = SidTable.load(sids_path)
+    loaded.check_sids(sids, sids_path)
+    split = dataset.split("test")
+    return Workload(
+        loaded.model.eval(),
+        loaded.vocab,
+        loaded.vocab.sid_tokens(sids.codes),
+        split.histories,
+        [str(u) for u in dataset.user_ids[split.users]],
+        loaded.config.max_items,
+        f"{config.checkpoint} on {dataset.name} test users ({dataset.num_items} items)",
+    )
+
+
+# ---------------------------------------------------------------------- timing
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_runs(fn: Callable[[], Any], *, repeats: int, warmup: int, device: torch.device) -> list[float]:
+    """Wall-clock milliseconds of ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def percentiles(times: list[float]) -> dict[str, float]:
+    p50, p95, p99 = np.percentile(times, [50, 95, 99])
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+
+
+@torch.inference_mode()
+def unconstrained_floor(
+    model: T5ForConditionalGeneration, input_ids, attention_mask, *, beam_size, steps
+) -> None:
+    """The model's cost alone: encoder once, ``steps`` cached decoder steps for B x K beams."""
+    encoder = generate.encode(model, input_ids, attention_mask)
+    bias = generate.self_attention_bias(model, steps, input_ids.device)
+    tokens = torch.zeros((input_ids.shape[0], 1), dtype=torch.long, device=input_ids.device)
+    cache = None
+    for _ in range(steps):
+        logits, cache = generate.decoder_step(model, tokens, encoder, cache, bias)
+        logits.log_softmax(-1)
+        if tokens.shape[1] == 1:  # after the first step every user has K beams
+            tokens = tokens.expand(-1, beam_size)
+            cache = cache.reorder(torch.zeros_like(tokens))
+
+
+@contextlib.contextmanager
+def timed_kernel(device: torch.device) -> Iterator[list[float]]:
+    """Record the milliseconds spent in the masking kernel while the block runs."""
+    spent: list[float] = []
+    original = generate.constrained_candidates
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _sync(device)
+        start = time.perf_counter()
+        result = original(*args, **kwargs)
+        _sync(device)
+        spent.append((time.perf_counter() - start) * 1000)
+        return result
+
+    generate.constrained_candidates = wrapper
+    try:
+        yield spent
+    finally:
+        generate.constrained_candidates = original
+
+
+# ---------------------------------------------------------------------- HF generate
+def dict_trie(sid_tokens: np.ndarray) -> dict:
+    """Nested dicts token -> subtree; the last level maps token -> item_idx."""
+    root: dict = {}
+    for item, row in enumerate(sid_tokens.tolist()):
+        node = root
+        for token in row[:-1]:
+            node = node.setdefault(token, {})
+        node[row[-1]] = item
+    return root
+
+
+def hf_constrained(model, input_ids, attention_mask, *, root: dict, beam_size: int, levels: int):
+    """Top-K items and scores from HF beam search with ``prefix_allowed_tokens_fn`` over ``root``."""
+
+    def allowed(batch_id: int, sent: torch.Tensor) -> list[int]:
+        node: Any = root
+        for token in sent.tolist()[1:]:  # position 0 is the decoder start token
+            node = node[token]
+        return list(node.keys())
+
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            num_beams=beam_size,
+            num_return_sequences=beam_size,
+            max_new_tokens=levels,
+            min_new_tokens=levels,
+            prefix_allowed_tokens_fn=allowed,
+            do_sample=False,
+            length_penalty=0.0,
+            early_stopping=True,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+    sequences = out.sequences[:, 1 : levels + 1].tolist()
+    items = []
+    for seq in sequences:
+        node: Any = root
+        for token in seq:
+            node = node[token]
+        items.append(node)
+    batch = input_ids.shape[0]
+    return np.array(items).reshape(batch, beam_size), out.sequences_scores.view(
+        batch, beam_size
+    ).cpu().numpy()
+
+
+# ---------------------------------------------------------------------- the benchmark
+def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
+    """Run every measurement; write JSON and the plot; print the summary. Returns the results."""
+    torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    workload = checkpoint_workload(config) if config.checkpoint else synthetic_workload(config)
+    model = workload.model.to(device)
+    start = time.perf_counter()
+    trie = Trie.from_codes(workload.sid_tokens)
+    build_s = time.perf_counter() - start
+    K, levels = config.beam_size, trie.depth
+    print(
+        f"tidrec.beam: {workload.source}; {trie.num_items} items, {levels} levels, beam {K}, "
+        f"kernel {config.kernel}, {device}, {torch.get_num_threads()} threads"
+    )
+
+    def decode(ids, mask, kernel=config.kernel):
+        return generate.beam_search(model, ids, mask, trie=trie, beam_size=K, kernel=kernel)
+
+    def floor(ids, mask):
+        return unconstrained_floor(model, ids, mask, beam_size=K, steps=levels)
+
+    rows = []
+    for size in tqdm(config.batch_sizes, desc="batch sizes", unit="batch"):
+        ids, mask = (t.to(device) for t in workload.batch(size))
+        rows.append(
+            measure_batch(config, device, partial(decode, ids, mask), partial(floor, ids, mask), size)
+        )
+    fitting = [r for r in rows if r["p99_ms"] <= config.budget_ms]
+    best = max(fitting, key=lambda r: r["batch"]) if fitting else None
+
+    results: dict[str, Any] = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "source": workload.source,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "trie": {
+            "items": trie.num_items,
+            "levels": levels,
+            "nbytes": trie.nbytes,
+            "bytes_per_item": trie.bytes_per_item,
+            "build_s": build_s,
+        },
+        "batches": rows,
+        "within_budget": best
+        and {"batch": best["batch"], "p99_ms": best["p99_ms"], "users_per_s": best["users_per_s"]},
+    }
+    if config.hf_batch:
+        results["hf"] = compare_with_hf(config, workload, trie, model, device, decode)
+    if config.memory_items:
+        results["memory"] = trie_memory(config.memory_items, config.level_sizes, config.seed)
+    config.out.mkdir(parents=True, exist_ok=True)
+    write_json(config.out / "beam.json", results)
+    plot(rows, config, config.out / "latency.png")
+    print_summary(results, config)
+    return results
+
+
+def measure_batch(config: BeamBenchConfig, device: torch.device, decode, floor, size: int) -> dict[str, Any]:
+    """Latency percentiles of ``decode()``, its unconstrained floor and the masking kernel's share."""
+    times = time_runs(decode, repeats=config.repeats, warmup=config.warmup, device=device)
+    floor_times = time_runs(floor, repeats=config.repeats, warmup=1, device=device)
+    with timed_kernel(device) as spent:  # separate pass: the timing wrapper syncs around each call
+        total = time_runs(decode, repeats=max(3, config.repeats // 4), warmup=0, device=device)
+    mask_ms = sum(spent) / len(total)
+    p50 = statistics.median(times)
+    return {
+        "batch": size,
+        **percentiles(times),
+        "users_per_s": size / (p50 / 1000),
+        "floor_p50_ms": statistics.median(floor_times),
+        "vs_floor": p50 / statistics.median(floor_times),
+        "mask_ms": mask_ms,
+        "mask_share": mask_ms / statistics.median(total),
+    }
+
+
+def compare_with_hf(config, workload, trie, model, device, decode) -> dict[str, Any]:
+    """Time HF generate over a dict trie at ``hf_batch`` users and compare its top-k with ours."""
+    K, levels = config.beam_size, trie.depth
+    ids, mask = (t.to(device) for t in workload.batch(config.hf_batch))
+    root = dict_trie(workload.sid_tokens)
+    ours = decode(ids, mask)
+    hf_items, hf_scores = hf_constrained(model, ids, mask, root=root, beam_size=K, levels=levels)
+    hf_times = time_runs(
+        lambda: hf_constrained(model, ids, mask, root=root, beam_size=K, levels=levels),
+        repeats=config.hf_repeats,
+        warmup=0,
+        device=device,
+    )
+    our_times = time_runs(lambda: decode(ids, mask), repeats=config.repeats, warmup=1, device=device)
+    ref_times = time_runs(
+        lambda: decode(ids, mask, "torch"), repeats=max(3, config.repeats // 4), warmup=1, device=device
+    )
+    our_items = ours.item_idx.cpu().numpy()
+    same_rows = (our_items == hf_items).all(1)
+    same_sets = [set(a) == set(b) for a, b in zip(our_items.tolist(), hf_items.tolist(), strict=True)]
+    return {
+        "batch": config.hf_batch,
+        "hf_p50_ms": statistics.median(hf_times),
+        "hf_runs": len(hf_times),
+        "ours_p50_ms": statistics.median(our_times),
+        "ours_torch_kernel_p50_ms": statistics.median(ref_times),
+        "speedup": statistics.median(hf_times) / statistics.median(our_times),
+        "identical_topk_rows": float(same_rows.mean()),
+        "identical_topk_sets": float(np.mean(same_sets)),
+        "max_abs_score_diff": float(np.abs(ours.log_probs.cpu().numpy() - hf_scores).max()),
+    }
+
+
+def trie_memory(num_items: int, level_sizes: tuple[int, ...], seed: int) -> dict[str, Any]:
+    """Bytes per item of a trie over ``num_items`` synthetic SIDs."""
+    codes = synthetic_codes(num_items, level_sizes, np.random.default_rng(seed + 1))
+    offsets = np.cumsum([2, *level_sizes])[:-1]
+    tokens = codes + np.r_[offsets, offsets[-1] + level_sizes[-1]]
+    start = time.perf_counter()
+    trie = Trie.from_codes(tokens)
+    return {
+        "items": num_items,
+        "nbytes": trie.nbytes,
+        "bytes_per_item": trie.bytes_per_item,
+        "build_s": time.perf_counter() - start,
+    }
+
+
+def plot(rows: list[dict[str, Any]], config: BeamBenchConfig, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batches = [r["batch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (
+        ("p50_ms", "decode p50"),
+        ("p99_ms", "decode p99"),
+        ("floor_p50_ms", "unconstrained floor p50"),
+    ):
+        ax.plot(batches, [r[key] for r in rows], marker="o", label=label)
+    ax.axhline(config.budget_ms, color="grey", linestyle="--", label=f"budget {config.budget_ms:g} ms")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("users per batch")
+    ax.set_ylabel("latency per batch (ms)")
+    ax.set_title(f"Constrained beam search, K={config.beam_size}, kernel={config.kernel}")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def print_summary(results: dict[str, Any], config: BeamBenchConfig) -> None:
+    names = ("batch", "p50 ms", "p95 ms", "p99 ms", "users/s", "floor ms", "vs floor", "mask %")
+    print("\n" + " ".join(f"{name:>9}" for name in names))
+    for r in results["batches"]:
+        print(
+            f"{r['batch']:>9} {r['p50_ms']:>9.1f} {r['p95_ms']:>9.1f} {r['p99_ms']:>9.1f} "
+            f"{r['users_per_s']:>9.0f} {r['floor_p50_ms']:>9.1f} {r['vs_floor']:>8.2f}x "
+            f"{100 * r['mask_share']:>8.1f}%"
+        )
+    best = results["within_budget"]
+    if best:
+        print(
+            f"largest batch with p99 <= {config.budget_ms:g} ms: {best['batch']} "
+            f"(p99 {best['p99_ms']:.1f} ms, {best['users_per_s']:.0f} users/s)"
+        )
+    else:
+        print(f"no batch size fits p99 <= {config.budget_ms:g} ms")
+    t = results["trie"]
+    print(f"trie: {t['items']} items, {t['nbytes'] / 1e6:.2f} MB, {t['bytes_per_item']:.1f} bytes/item")
+    if "memory" in results:
+        m = results["memory"]
+        print(
+            f"trie at {m['items']} items: {m['bytes_per_item']:.1f} bytes/item "
+            f"({m['build_s']:.1f} s to build)"
+        )
+    if "hf" in results:
+        h = results["hf"]
+        print(
+            f"HF generate at batch {h['batch']}: {h['hf_p50_ms']:.0f} ms vs ours {h['ours_p50_ms']:.1f} ms "
+            f"-> {h['speedup']:.1f}x faster "
+            f"(torch reference kernel: {h['ours_torch_kernel_p50_ms']:.1f} ms); "
+            f"identical top-{config.beam_size}: {100 * h['identical_topk_rows']:.0f}% of users "
+            f"(sets {100 * h['identical_topk_sets']:.0f}%), max score diff {h['max_abs_score_diff']:.1e}"
+        )
+    print(f"wrote {config.out / 'beam.json'} and {config.out / 'latency.png'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(
+        BeamBenchConfig,
+        benchmark,
+        argv,
+        prog="python -m tidrec.beam",
+        description="Latency of trie-constrained beam search against HF generate.",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
