@@ -1,0 +1,173 @@
+"""Training the generative model: a tiny model learns a cyclic catalogue; resume; refusals; the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+
+import numpy as np
+import pytest
+import torch
+from tiger_fixtures import make_run
+
+from tidrec import evaluate as ev
+from tidrec.data.dataset import load_dataset
+from tidrec.errors import ConfigError, InputError
+from tidrec.fit import FitConfig, PositionSampler, fit, main, model_config
+from tidrec.model import TigerModule, TigerRecommender, load_checkpoint
+from tokenizer.sid_table import SidTable
+
+TINY = dict(
+    preset="cpu",
+    d_model=32,
+    num_layers=2,
+    num_heads=2,
+    d_ff=64,
+    dropout=0.0,
+    max_items=2,
+    user_buckets=0,
+    batch_size=32,
+    lr=5e-3,
+    warmup=0.1,
+    patience=50,
+    progress=False,
+)
+"""A model small enough to train in seconds; two history items make the cyclic task length-free."""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    make_run(run)
+    best = fit(FitConfig(run=run, max_epochs=12, **TINY))
+    return run, best
+
+
+def _train_losses(metrics_csv):
+    with open(metrics_csv, newline="") as handle:
+        return [float(r["train/loss_epoch"]) for r in csv.DictReader(handle) if r.get("train/loss_epoch")]
+
+
+def test_tiny_model_learns_the_next_item(trained):
+    run, best = trained
+    folder = run / "models" / "tiger"
+    assert best == folder / "best.ckpt"
+    for name in ("best.ckpt", "last.ckpt", "metrics.csv", "curves.png"):
+        assert (folder / name).is_file(), name
+    losses = _train_losses(folder / "metrics.csv")
+    assert len(losses) == 12 and losses[-1] < 0.2 * losses[0]
+    dataset = load_dataset(run / "data")
+    sids = SidTable.load(run / "tokenizer" / "sids.parquet")
+    recommender = TigerRecommender(load_checkpoint(best), sids, dataset.user_ids)
+    test = dataset.split("test")
+    ranked = recommender.recommend(test, k=20, exclude_history=False)
+    assert np.mean(ranked[:, 0] == test.targets) >= 0.9  # the true next item comes out top
+    assert ((ranked >= -1) & (ranked < dataset.num_items)).all()
+
+
+def test_evaluate_cli_on_the_trained_model(trained, capsys):
+    run, _ = trained
+    assert ev.main(["--run", str(run), "--batch-size", "16"]) == 0
+    saved = json.loads((run / "models/tiger/eval/results.json").read_text())
+    assert saved["metrics"]["recall@10"] >= 0.9 and saved["metrics"]["invalid_rate"] == 0.0
+    assert "| tiger | test | no |" in capsys.readouterr().out
+
+
+def test_evaluate_refuses_a_different_sid_table(trained, tmp_path, capsys):
+    run, _ = trained
+    other = tmp_path / "run"
+    (other / "models").mkdir(parents=True)
+    (other / "models" / "tiger").symlink_to(run / "models" / "tiger")
+    (other / "data").symlink_to(run / "data")
+    sids = SidTable.load(run / "tokenizer" / "sids.parquet")
+    SidTable(sids.item_ids, sids.codes[::-1].copy(), sids.level_sizes, sids.dataset_hash).save(
+        other / "tokenizer" / "sids.parquet"
+    )
+    assert ev.main(["--run", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "trained on SID table" in err
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    make_run(straight, num_users=16)
+    make_run(resumed, num_users=16)
+    fit(FitConfig(run=straight, max_epochs=4, **TINY))
+
+    original = TigerModule.on_train_epoch_start
+
+    def interrupt_at_epoch_two(self):
+        if self.current_epoch == 2:
+            raise KeyboardInterrupt
+        original(self)
+
+    handler = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(TigerModule, "on_train_epoch_start", interrupt_at_epoch_two)
+    try:
+        with pytest.raises(SystemExit):  # Lightning shuts down gracefully, then exits
+            fit(FitConfig(run=resumed, max_epochs=4, **TINY))
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    monkeypatch.setattr(TigerModule, "on_train_epoch_start", original)
+    assert torch.load(resumed / "models/tiger/last.ckpt", weights_only=True)["epoch"] == 1
+
+    fit(FitConfig(run=resumed, max_epochs=4, resume=True, **TINY))
+    a = torch.load(straight / "models/tiger/last.ckpt", weights_only=True)
+    b = torch.load(resumed / "models/tiger/last.ckpt", weights_only=True)
+    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"])
+    for name, tensor in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], tensor, msg=name)
+    assert len(_train_losses(resumed / "models/tiger/metrics.csv")) == 4  # history kept across the restart
+
+
+def test_resume_without_a_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    make_run(tmp_path, num_users=6)
+    assert main(["--run", str(tmp_path), "--resume", "true", "--progress", "false"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "last.ckpt does not exist" in err
+
+
+def test_fit_refuses_sids_built_for_other_data(tmp_path):
+    _, sids = make_run(tmp_path, num_users=6)
+    SidTable(sids.item_ids, sids.codes, sids.level_sizes, "0" * 64).save(
+        tmp_path / "tokenizer" / "sids.parquet"
+    )
+    with pytest.raises(InputError, match="built for dataset 000000000000"):
+        fit(FitConfig(run=tmp_path, max_epochs=1, **TINY))
+
+
+def test_position_sampler_draws_fresh_positions_capped_per_user():
+    users = np.array([0, 0, 0, 0, 1, 2, 2])
+    sampler = PositionSampler(users, per_user=2, seed=0)
+    first, second = list(sampler), list(sampler)
+    assert len(sampler) == len(first) == 5
+    assert sorted(np.bincount(users[first]).tolist()) == [1, 2, 2]
+    sampler.set_epoch(0)
+    assert list(sampler) == first and first != second
+    assert sorted(PositionSampler(users, per_user=0, seed=0)) == list(range(7))
+
+
+def test_presets_and_overrides():
+    cpu = model_config(FitConfig(run=".", preset="cpu"))
+    tiger = model_config(FitConfig(run=".", preset="tiger"))
+    assert (tiger.num_layers, tiger.d_model, tiger.num_heads, tiger.d_kv, tiger.max_items) == (
+        4,
+        128,
+        6,
+        64,
+        20,
+    )
+    assert cpu.num_layers < tiger.num_layers and cpu.max_items < tiger.max_items
+    wider = model_config(FitConfig(run=".", preset="tiger", num_heads=8))
+    assert wider.num_heads * wider.d_kv == 384
+    with pytest.raises(ConfigError, match="--beam-size"):
+        FitConfig(run=".", beam_size=5)
+
+
+def test_cli_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--preset" in out and "--resume" in out and "--positions-per-user" in out

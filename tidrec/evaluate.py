@@ -1,0 +1,316 @@
+"""The one evaluation path every model uses: leave-one-out, full-catalogue ranking, no sampled negatives.
+
+``python -m tidrec.evaluate --run runs/ml-100k [--model NAME] [--exclude-history true]`` ranks the
+whole catalogue for every user, prints a markdown table and writes
+``runs/<name>/models/<model>/eval/results.json`` and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tidrec.cli import run as run_cli
+from tidrec.data.dataset import Dataset, Split
+from tidrec.errors import ConfigError, InputError
+from tidrec.io import write_json, write_text
+
+KS = (5, 10, 20)
+"""Cut-offs reported for Recall and NDCG."""
+
+
+class Recommender(Protocol):
+    """Anything that ranks the catalogue for the users of a split."""
+
+    def recommend(self, split: Split, *, k: int, exclude_history: bool) -> np.ndarray:
+        """(B, k) int64 item_idx, best first; -1 pads rows with fewer than k items."""
+        ...
+
+
+def target_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """(B,) 0-based position of each target in its ranked list; -1 where it is absent.
+
+    Raises:
+        ValueError: ``ranked`` is not (B, k) for the B targets.
+    """
+    ranked = np.asarray(ranked)
+    targets = np.asarray(targets)
+    if ranked.ndim != 2 or ranked.shape[0] != targets.shape[0]:
+        raise ValueError(f"ranked must be (B={targets.shape[0]}, k), got {ranked.shape}")
+    hits = ranked == targets[:, None]  # (B, k)
+    return np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
+
+
+def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+    """Recall@k, NDCG@k for each k in ``ks`` and MRR over the whole list, averaged over rows.
+
+    One target per row, so Recall@k is the hit rate and NDCG@k is ``1 / log2(rank + 2)`` for a
+    0-based rank below k. Padding (-1) never matches a target.
+
+    Args:
+        ranked: (B, k) item_idx, best first.
+        targets: (B,) item_idx.
+        ks: cut-offs.
+    """
+    ranks = target_ranks(ranked, targets)  # (B,)
+    found = ranks >= 0
+    safe = np.maximum(ranks, 0).astype(np.float64)  # (B,) avoids 1/log2(1) and 1/0 on misses
+    metrics: dict[str, float] = {}
+    if len(ranks) == 0:
+        return {**{f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}, "mrr": 0.0}
+    for k in ks:
+        hit = found & (ranks < k)
+        metrics[f"recall@{k}"] = float(hit.mean())
+        metrics[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(safe + 2.0), 0.0).mean())
+    metrics["mrr"] = float(np.where(found, 1.0 / (safe + 1.0), 0.0).mean())
+    return metrics
+
+
+def list_metrics(ranked: np.ndarray, dataset: Dataset, *, at: int = 10) -> dict[str, float]:
+    """Invalid-item rate, catalogue coverage@at and novelty@at of ranked lists.
+
+    Invalid items are ids outside ``[0, num_items)`` other than the -1 pad (a constrained decoder
+    must never produce one). Novelty is the mean self-information ``-log2(users(i) / U)`` of the
+    recommended items, from the training sequences.
+    """
+    num_items = dataset.num_items
+    real = ranked[ranked != -1]
+    invalid = (real < 0) | (real >= num_items)
+    top = ranked[:, :at]
+    valid_top = top[(top >= 0) & (top < num_items)]
+    train = dataset.train_sequences()
+    users_per_item = np.zeros(num_items, dtype=np.int64)
+    for sequence in train:
+        users_per_item[np.unique(sequence)] += 1
+    share = np.maximum(users_per_item, 1) / max(1, dataset.num_users)
+    return {
+        "invalid_rate": float(invalid.mean()) if len(real) else 0.0,
+        "pad_rate": float((ranked == -1).mean()) if ranked.size else 0.0,
+        f"coverage@{at}": float(len(np.unique(valid_top)) / max(1, num_items)),
+        f"novelty@{at}": float(-np.log2(share[valid_top]).mean()) if len(valid_top) else 0.0,
+    }
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Metrics of one model on one split."""
+
+    model: str
+    """Model name (the folder under ``models/``)."""
+    dataset: str
+    """Dataset name."""
+    split: str
+    """``valid`` or ``test``."""
+    exclude_history: bool
+    """Whether already-seen items were removed from the lists."""
+    users: int
+    """Users evaluated (one target each)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Recall@k, NDCG@k, MRR, invalid_rate, pad_rate, coverage@10, novelty@10."""
+    seconds: float = 0.0
+    """Wall time spent producing the ranked lists."""
+
+    def to_json(self) -> dict:
+        return {
+            "model": self.model,
+            "dataset": self.dataset,
+            "split": self.split,
+            "exclude_history": self.exclude_history,
+            "users": self.users,
+            "metrics": self.metrics,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def to_markdown(self) -> str:
+        return markdown_table([self])
+
+
+def markdown_table(results: Sequence[EvalResult]) -> str:
+    """One row per result, one column per metric (those of the first result)."""
+    if not results:
+        return ""
+    names = list(results[0].metrics)
+    header = "| model | split | excl. hist. | users | " + " | ".join(names) + " |"
+    rule = "|---|---|---|---:|" + "---:|" * len(names)
+    rows = [
+        f"| {r.model} | {r.split} | {'yes' if r.exclude_history else 'no'} | {r.users} | "
+        + " | ".join(f"{r.metrics.get(n, float('nan')):.4f}" for n in names)
+        + " |"
+        for r in results
+    ]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def evaluate(
+    recommender: Recommender,
+    dataset: Dataset,
+    *,
+    split: Literal["valid", "test"] = "test",
+    k: int = 20,
+    exclude_history: bool = False,
+    batch_size: int = 256,
+    model_name: str = "model",
+    progress: bool = True,
+) -> EvalResult:
+    """Rank the full catalogue for every user of ``split`` and score the lists.
+
+    Raises:
+        ConfigError: ``k`` is below the largest reported cut-off, or ``batch_size`` < 1.
+        ValueError: the recommender returned lists of the wrong shape.
+    """
+    if k < max(KS):
+        raise ConfigError(f"k must be >= {max(KS)} to report Recall@{max(KS)}, got {k}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    data = dataset.split(split)
+    start = time.perf_counter()
+    lists = []
+    with tqdm(
+        total=len(data), desc=f"evaluate {model_name} ({split})", unit="user", disable=not progress
+    ) as bar:
+        for lo in range(0, len(data), batch_size):
+            rows = np.arange(lo, min(lo + batch_size, len(data)))
+            ranked = np.asarray(
+                recommender.recommend(data.subset(rows), k=k, exclude_history=exclude_history)
+            )
+            if ranked.shape != (len(rows), k):
+                raise ValueError(
+                    f"{model_name}: recommend returned {ranked.shape}, expected ({len(rows)}, {k})"
+                )
+            lists.append(ranked)
+            bar.update(len(rows))
+    seconds = time.perf_counter() - start
+    ranked = np.concatenate(lists) if lists else np.zeros((0, k), dtype=np.int64)
+    metrics = {**ranking_metrics(ranked, data.targets), **list_metrics(ranked, dataset)}
+    return EvalResult(model_name, dataset.name, split, exclude_history, len(data), metrics, seconds)
+
+
+def save_result(result: EvalResult, folder: str | Path) -> Path:
+    """Write ``results.json`` and ``results.md`` into ``folder`` (other settings get a suffix)."""
+    folder = Path(folder)
+    stem = "results"
+    if result.split != "test" or result.exclude_history:
+        stem += f"-{result.split}" + ("-exclude-history" if result.exclude_history else "")
+    write_json(folder / f"{stem}.json", result.to_json())
+    write_text(folder / f"{stem}.md", result.to_markdown())
+    return folder / f"{stem}.json"
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    """Options of ``python -m tidrec.evaluate``."""
+
+    run: Path
+    """Run folder (holds data/, tokenizer/ and models/)."""
+    model: str = "tiger"
+    """Model folder under <run>/models/ to evaluate (tiger, sasrec, pop, ...)."""
+    split: Literal["valid", "test"] = "test"
+    """Leave-one-out split: test predicts each user's last item, valid the one before."""
+    k: int = 20
+    """Length of each ranked list."""
+    exclude_history: bool = False
+    """Remove items the user has already interacted with from the lists."""
+    batch_size: int = 256
+    """Users per batch."""
+    beam_size: int = 20
+    """Beams for the generative model's constrained decoding (at least k)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model runs."""
+
+    def __post_init__(self) -> None:
+        if self.k < max(KS):
+            raise ConfigError(f"--k must be >= {max(KS)}, got {self.k}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+def load_recommender(run: Path, model: str, dataset: Dataset, *, beam_size: int = 20, device: str = "auto"):
+    """The recommender saved under ``<run>/models/<model>/``.
+
+    Raises:
+        InputError: nothing trained there, or it does not match the run's data or SID table.
+    """
+    from tidrec.device import resolve_device
+
+    folder = Path(run) / "models" / model
+    checkpoint = folder / "best.ckpt"
+    if model == "tiger" or _is_tiger_checkpoint(checkpoint):
+        from tidrec.model import TigerRecommender, load_checkpoint
+        from tokenizer.sid_table import SidTable
+
+        loaded = load_checkpoint(checkpoint)
+        sids_path = Path(run) / "tokenizer" / "sids.parquet"
+        sids = SidTable.load(sids_path)
+        loaded.check_sids(sids, sids_path)
+        if loaded.dataset_hash and loaded.dataset_hash != dataset.content_hash:
+            raise InputError(
+                f"{checkpoint}: trained on dataset {loaded.dataset_hash[:12]}, "
+                f"but {Path(run) / 'data'} is {dataset.content_hash[:12]}"
+            )
+        return TigerRecommender(
+            loaded, sids, dataset.user_ids, beam_size=beam_size, device=resolve_device(device)
+        )
+    if not folder.exists():
+        raise InputError(f"{folder}: no trained model here (run python -m tidrec.fit --model {model} first)")
+    from tidrec.baselines import load_recommender as load_baseline
+
+    return load_baseline(folder, dataset)
+
+
+def _is_tiger_checkpoint(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # a baseline's checkpoint may hold objects a weights-only load refuses
+        return False
+    meta = checkpoint.get("tidrec") if isinstance(checkpoint, dict) else None
+    return isinstance(meta, dict) and meta.get("kind") == "tiger"
+
+
+def evaluate_run(config: EvaluateConfig) -> EvalResult:
+    """Evaluate one trained model of a run folder; print and save its results."""
+    from tidrec.data.dataset import load_dataset
+
+    dataset = load_dataset(config.run / "data")
+    recommender = load_recommender(
+        config.run, config.model, dataset, beam_size=max(config.beam_size, config.k), device=config.device
+    )
+    result = evaluate(
+        recommender,
+        dataset,
+        split=config.split,
+        k=config.k,
+        exclude_history=config.exclude_history,
+        batch_size=config.batch_size,
+        model_name=config.model,
+    )
+    path = save_result(result, config.run / "models" / config.model / "eval")
+    print(result.to_markdown())
+    print(f"saved {path}")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(
+        EvaluateConfig,
+        evaluate_run,
+        argv,
+        prog="python -m tidrec.evaluate",
+        description="Leave-one-out, full-catalogue evaluation of a trained model.",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
