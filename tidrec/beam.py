@@ -227,14 +227,16 @@ def percentiles(times: list[float]) -> dict[str, float]:
 def unconstrained_floor(
     model: T5ForConditionalGeneration, input_ids, attention_mask, *, beam_size, steps
 ) -> None:
-    """The model's cost alone: encoder once, ``steps`` cached decoder steps for B x K beams."""
+    """The model's cost alone: encoder once, ``steps`` cached decoder steps (to logits) for B x K beams.
+
+    No log-softmax, masking, selection or beam reordering: what any decoder of this model pays.
+    """
     encoder = generate.encode(model, input_ids, attention_mask)
     bias = generate.self_attention_bias(model, steps, input_ids.device)
     tokens = torch.zeros((input_ids.shape[0], 1), dtype=torch.long, device=input_ids.device)
     cache = None
     for _ in range(steps):
-        logits, cache = generate.decoder_step(model, tokens, encoder, cache, bias)
-        logits.log_softmax(-1)
+        _, cache = generate.decoder_step(model, tokens, encoder, cache, bias)
         if tokens.shape[1] == 1:  # after the first step every user has K beams
             tokens = tokens.expand(-1, beam_size)
             cache = cache.reorder(torch.zeros_like(tokens))
@@ -369,12 +371,22 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
 
 
 def measure_batch(config: BeamBenchConfig, device: torch.device, decode, floor, size: int) -> dict[str, Any]:
-    """Latency percentiles of ``decode()``, its unconstrained floor and the masking kernel's share."""
-    times = time_runs(decode, repeats=config.repeats, warmup=config.warmup, device=device)
-    floor_times = time_runs(floor, repeats=config.repeats, warmup=1, device=device)
-    with timed_kernel(device) as spent:  # separate pass: the timing wrapper syncs around each call
-        total = time_runs(decode, repeats=max(3, config.repeats // 4), warmup=0, device=device)
-    mask_ms = sum(spent) / len(total)
+    """Latency percentiles of ``decode()``, its unconstrained floor and the masking kernel's share.
+
+    The three measurements are interleaved run by run so that a noisy, shared machine slows them
+    alike; the kernel share comes from separate instrumented runs (the wrapper syncs the device).
+    """
+    for _ in range(config.warmup):
+        decode()
+        floor()
+    times, floor_times, total, spent = [], [], [], []
+    for repeat in range(config.repeats):
+        times += time_runs(decode, repeats=1, warmup=0, device=device)
+        floor_times += time_runs(floor, repeats=1, warmup=0, device=device)
+        if repeat % 4 == 0:
+            with timed_kernel(device) as kernel_ms:
+                total += time_runs(decode, repeats=1, warmup=0, device=device)
+            spent.append(sum(kernel_ms))
     p50 = statistics.median(times)
     return {
         "batch": size,
@@ -382,8 +394,8 @@ def measure_batch(config: BeamBenchConfig, device: torch.device, decode, floor, 
         "users_per_s": size / (p50 / 1000),
         "floor_p50_ms": statistics.median(floor_times),
         "vs_floor": p50 / statistics.median(floor_times),
-        "mask_ms": mask_ms,
-        "mask_share": mask_ms / statistics.median(total),
+        "mask_ms": statistics.median(spent),
+        "mask_share": statistics.median(s / t for s, t in zip(spent, total, strict=True)),
     }
 
 
@@ -394,16 +406,16 @@ def compare_with_hf(config, workload, trie, model, device, decode) -> dict[str, 
     root = dict_trie(workload.sid_tokens)
     ours = decode(ids, mask)
     hf_items, hf_scores = hf_constrained(model, ids, mask, root=root, beam_size=K, levels=levels)
-    hf_times = time_runs(
-        lambda: hf_constrained(model, ids, mask, root=root, beam_size=K, levels=levels),
-        repeats=config.hf_repeats,
-        warmup=0,
-        device=device,
-    )
-    our_times = time_runs(lambda: decode(ids, mask), repeats=config.repeats, warmup=1, device=device)
-    ref_times = time_runs(
-        lambda: decode(ids, mask, "torch"), repeats=max(3, config.repeats // 4), warmup=1, device=device
-    )
+    hf_times, our_times, ref_times = [], [], []
+    for _ in range(config.hf_repeats):  # interleaved: the same machine noise for all three
+        hf_times += time_runs(
+            lambda: hf_constrained(model, ids, mask, root=root, beam_size=K, levels=levels),
+            repeats=1,
+            warmup=0,
+            device=device,
+        )
+        our_times += time_runs(lambda: decode(ids, mask), repeats=3, warmup=0, device=device)
+        ref_times += time_runs(lambda: decode(ids, mask, "torch"), repeats=1, warmup=0, device=device)
     our_items = ours.item_idx.cpu().numpy()
     same_rows = (our_items == hf_items).all(1)
     same_sets = [set(a) == set(b) for a, b in zip(our_items.tolist(), hf_items.tolist(), strict=True)]

@@ -210,6 +210,8 @@ def beam_search(
         beam_size: beams kept per user (K).
         top_k: items returned per user (default ``beam_size``; at most ``beam_size``).
         exclude: optional per-user item_idx arrays that may not be returned (e.g. history).
+            They are masked at the last level, so a user's K beams can spend slots on prefixes
+            whose items are all excluded; fewer than ``top_k`` items (-1 padded) can come back.
         kernel: masking kernel, see :func:`trie.mask.constrained_candidates`.
 
     Returns:
