@@ -39,7 +39,7 @@ class ResidualKMeansTokenizer:
 
     kind = "rkmeans"
 
-    def __init__(self, config: ResidualKMeansConfig, *, device: str = "auto") -> None:
+    def __init__(self, config: ResidualKMeansConfig, *, device: str = "auto") -> None:  # faiss: CPU
         self.config = config
         self.codebooks: list[np.ndarray] = []  # L arrays (V, D)
 

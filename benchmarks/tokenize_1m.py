@@ -1,0 +1,107 @@
+"""Tokenize a synthetic catalogue of 1M random embeddings: seconds per phase and peak memory.
+
+Phases: RQ-VAE fit on a sample (not the point here, reported for context), RQ-VAE inference on the
+whole catalogue, collision codes, SID table write and read-back. Peak memory per phase is measured
+with tracemalloc (NumPy and Python allocations) and the process's peak RSS (everything, torch too).
+
+    nice -n 10 python benchmarks/tokenize_1m.py --items 1000000 --out benchmarks/results/tokenize_1m.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tidrec.io import write_json
+from tokenizer.collision import add_collision_codes
+from tokenizer.rqvae import RqVaeConfig, RqVaeTokenizer
+from tokenizer.sid_table import SidTable
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(name: str, fn: Callable[[], Any], rows: list[dict]) -> Any:
+    """Run ``fn``, appending seconds, tracemalloc peak and peak RSS to ``rows``."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rows.append(
+        {
+            "phase": name,
+            "seconds": seconds,
+            "traced_peak_mib": traced_peak / 2**20,
+            "peak_rss_mib": peak_rss_mib(),
+        }
+    )
+    print(
+        f"{name:<28} {seconds:8.2f} s  traced peak {traced_peak / 2**20:8.1f} MiB  "
+        f"RSS {peak_rss_mib():8.1f} MiB"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--items", type=int, default=1_000_000, help="catalogue size")
+    parser.add_argument("--dim", type=int, default=384, help="embedding width (MiniLM: 384)")
+    parser.add_argument("--fit-items", type=int, default=20_000, help="sample the RQ-VAE is fitted on")
+    parser.add_argument("--fit-epochs", type=int, default=10, help="RQ-VAE epochs on the sample")
+    parser.add_argument("--collision-size", type=int, default=256, help="codes in the collision level")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tokenize_1m.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rng = np.random.default_rng(0)
+    embeddings = rng.standard_normal((args.items, args.dim), dtype=np.float32)  # (N, D)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    item_ids = np.char.add("item", np.arange(args.items).astype(str))
+    tokenizer = RqVaeTokenizer(RqVaeConfig(epochs=args.fit_epochs), device="cpu")
+    rows: list[dict] = []
+    sample = embeddings[rng.choice(args.items, size=min(args.fit_items, args.items), replace=False)]
+    timed(f"fit RQ-VAE ({len(sample)} items)", lambda: tokenizer.fit(sample, seed=0), rows)
+    codes = timed("RQ-VAE inference", lambda: tokenizer.encode(embeddings), rows)
+    sid_codes = timed("collision codes", lambda: add_collision_codes(codes, args.collision_size), rows)
+    table = SidTable(item_ids, sid_codes, (*tokenizer.level_sizes, args.collision_size), "synthetic")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sids.parquet"
+        timed("SID table write", lambda: table.save(path), rows)
+        size_mib = path.stat().st_size / 2**20
+        timed("SID table read", lambda: SidTable.load(path), rows)
+    result = {
+        "items": args.items,
+        "dim": args.dim,
+        "threads": args.threads,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+        "sid_table_mib": size_mib,
+        "largest_collision_group": int(sid_codes[:, -1].max()) + 1,
+        "phases": rows,
+    }
+    write_json(args.out, result)
+    print(
+        f"SID table {size_mib:.1f} MiB; largest collision group {result['largest_collision_group']}; "
+        f"wrote {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
