@@ -79,3 +79,16 @@ def test_encode_checks_embedding_width(fitted):
 def test_bad_options_are_config_errors():
     with pytest.raises(ConfigError, match="codebook_size=1"):
         RqVaeConfig(codebook_size=1)
+
+
+@pytest.mark.gpu
+def test_rqvae_trains_and_encodes_on_cuda(embeddings, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    tokenizer = RqVaeTokenizer(SMALL, device="cuda")
+    tokenizer.fit(embeddings, seed=3)
+    codes = tokenizer.encode(embeddings)
+    assert min(level["usage"] for level in code_stats(codes, tokenizer.level_sizes)["levels"]) >= 0.9
+    tokenizer.save(tmp_path / "t.pt")
+    on_cpu = load_tokenizer(tmp_path / "t.pt", device="cpu").encode(embeddings)
+    assert (on_cpu == codes).all(axis=1).mean() > 0.99  # float differences may flip a near tie
