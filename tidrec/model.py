@@ -224,7 +224,11 @@ class TigerModule(L.LightningModule):
             lr=self.lr,
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = warmup_cosine(optimizer, warmup_steps=int(self.warmup * total), total_steps=total)
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        # warm up for the fraction asked, but never past the first epoch: a run capped by
+        # early stopping or --max-time would otherwise spend its whole budget warming up
+        warmup_steps = min(int(self.warmup * total), per_epoch)
+        schedule = warmup_cosine(optimizer, warmup_steps=warmup_steps, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -36,7 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     """AdamW weight decay."""
     warmup: float = 0.05
-    """Fraction of all optimisation steps spent in linear warm-up (cosine decay afterwards)."""
+    """Fraction of all optimisation steps spent in linear warm-up, at most one epoch (cosine decay after)."""
     patience: int = 5
     """Validations without improvement of validation NDCG@10 before stopping."""
     seed: int = 42
