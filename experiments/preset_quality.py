@@ -27,6 +27,8 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget per preset")
     parser.add_argument("--presets", nargs="+", default=["cpu", "tiger"])
+    parser.add_argument("--max-epochs", type=int, default=50, help="epoch cap per preset")
+    parser.add_argument("--positions-per-user", type=int, default=None, help="same for both presets")
     args = parser.parse_args()
     dataset = load_dataset(args.run / "data")
     rows, results = [], []
@@ -38,7 +40,15 @@ def main() -> None:
                 (folder / part).symlink_to((args.run / part).resolve())
         start = time.perf_counter()
         cpu_start = time.process_time()
-        fit(FitConfig(run=folder, preset=preset, max_time=args.minutes, progress=False))
+        config = FitConfig(
+            run=folder,
+            preset=preset,
+            max_time=args.minutes,
+            max_epochs=args.max_epochs,
+            positions_per_user=args.positions_per_user,
+            progress=False,
+        )
+        fit(config)
         train_wall, train_cpu = time.perf_counter() - start, time.process_time() - cpu_start
         with open(folder / "models/tiger/metrics.csv", newline="") as handle:
             epochs = max(int(r["epoch"]) for r in csv.DictReader(handle) if r.get("val/ndcg@10")) + 1
@@ -54,8 +64,11 @@ def main() -> None:
             }
         )
         print(markdown_table(results))
-    write_json(args.run / "presets" / "preset_quality.json", {"budget_minutes": args.minutes, "rows": rows})
-    header = f"budget {args.minutes} min per preset (wall clock, shared 2-core CPU)\n"
+    write_json(args.run / "presets" / "preset_quality.json", {"args": vars(args), "rows": rows})
+    header = (
+        f"budget {args.minutes} min / {args.max_epochs} epochs per preset (wall clock, shared 2-core CPU), "
+        f"positions per user: {args.positions_per_user or 'preset'}\n"
+    )
     lines = [header, markdown_table(results)]
     for r in rows:
         lines.append(

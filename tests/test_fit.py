@@ -171,3 +171,28 @@ def test_cli_help(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--preset" in out and "--resume" in out and "--positions-per-user" in out
+
+
+def test_make_trainer_defaults(tmp_path):
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from tidrec.training import TrainConfig, make_trainer
+
+    trainer = make_trainer(TrainConfig(accelerator="cpu", gradient_clip=0.5, patience=3), tmp_path)
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+    stopping = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
+    assert (checkpoint.monitor, checkpoint.mode, checkpoint.save_last) == ("val/ndcg@10", "max", True)
+    assert (stopping.monitor, stopping.patience) == ("val/ndcg@10", 3)
+    assert trainer.gradient_clip_val == 0.5 and trainer.precision == "32-true"
+    assert [type(lg).__name__ for lg in trainer.loggers] == ["MetricsCSVLogger"]
+    with pytest.raises(ConfigError, match="--devices"):
+        TrainConfig(devices="two")
+
+
+def test_wandb_is_added_on_request(tmp_path, monkeypatch):
+    from tidrec.training import TrainConfig, make_trainer
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    trainer = make_trainer(TrainConfig(accelerator="cpu", logger="wandb"), tmp_path)
+    assert [type(lg).__name__ for lg in trainer.loggers] == ["MetricsCSVLogger", "WandbLogger"]
