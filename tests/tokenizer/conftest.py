@@ -15,3 +15,15 @@ def clustered_embeddings(n: int = 600, dim: int = 32, clusters: int = 16, *, see
 @pytest.fixture(scope="session")
 def embeddings() -> np.ndarray:
     return clustered_embeddings()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tokenizer's small MLPs gain nothing from a second thread, and on a busy 2-core machine
+    OpenMP spin-waiting makes two threads many times slower than one."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
