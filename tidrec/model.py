@@ -201,7 +201,7 @@ class TigerModule(L.LightningModule):
         from tidrec.generate import beam_search
 
         size = len(batch["input_ids"])
-        self.log("val/loss", self(batch), on_epoch=True, batch_size=size)
+        self.log("val/loss", self(batch), on_epoch=True, batch_size=size, sync_dist=True)
         result = beam_search(
             self.model,
             batch["input_ids"],
@@ -213,7 +213,9 @@ class TigerModule(L.LightningModule):
         ranked = np.asarray(result.item_idx.cpu() if torch.is_tensor(result.item_idx) else result.item_idx)
         metrics = ranking_metrics(ranked, batch["targets"], ks=(10,))
         for name in ("recall@10", "ndcg@10"):
-            self.log(f"val/{name}", metrics[name], on_epoch=True, prog_bar=True, batch_size=size)
+            self.log(
+                f"val/{name}", metrics[name], on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay, no_decay = [], []
