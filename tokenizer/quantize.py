@@ -13,8 +13,8 @@ ENCODE_CHUNK = 65_536
 def kmeans(points: np.ndarray, k: int, *, seed: int, iterations: int = 25) -> np.ndarray:
     """k-means centroids of ``points`` with faiss, deterministic for a seed.
 
-    With fewer distinct points than ``k`` the missing centroids are copies of random points plus
-    small noise: they start dead and dead-code re-seeding (RQ-VAE) or nobody (k-means) uses them.
+    With no more points than ``k`` the centroids are the distinct points, the rest copies of random
+    points plus small noise: they start dead and dead-code re-seeding (RQ-VAE) or nobody uses them.
 
     Args:
         points: (N, D) float array.
@@ -28,8 +28,8 @@ def kmeans(points: np.ndarray, k: int, *, seed: int, iterations: int = 25) -> np
     points = np.ascontiguousarray(points, dtype=np.float32)  # (N, D)
     if points.ndim != 2 or len(points) == 0:
         raise ValueError(f"k-means needs a non-empty (N, D) array, got {points.shape}")
-    distinct = np.unique(points, axis=0)
-    if len(distinct) <= k:
+    if len(points) <= k:  # faiss needs more points than centroids
+        distinct = np.unique(points, axis=0)
         rng = np.random.default_rng(seed)
         extra = distinct[rng.integers(0, len(distinct), size=k - len(distinct))]
         noise = rng.normal(scale=1e-3 * (float(points.std()) + 1e-8), size=extra.shape)
