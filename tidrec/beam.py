@@ -69,7 +69,7 @@ class BeamBenchConfig:
     """Timed runs per batch size (after the warm-up runs)."""
     warmup: int = 2
     """Untimed runs per batch size."""
-    kernel: Literal["torch", "compiled", "triton"] = "compiled"
+    kernel: Literal["torch", "gather", "compiled", "triton"] = "compiled"
     """Masking kernel for the timed decode."""
     hf_batch: int = 64
     """Users decoded by HF generate for the side-by-side check (0: skip)."""
@@ -79,8 +79,8 @@ class BeamBenchConfig:
     """Synthetic items for the trie memory measurement (0: skip)."""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     """Where to run."""
-    threads: int = 2
-    """torch CPU threads."""
+    threads: int = 1
+    """torch CPU threads (2 pays off only on an otherwise idle machine; on a shared one it stalls)."""
     seed: int = 0
     """Seed for the synthetic catalogue, histories and random weights."""
     out: Path = Path("benchmarks/results/beam")

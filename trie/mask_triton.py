@@ -2,7 +2,7 @@
 
 Each program handles one beam row: an online logsumexp over the vocabulary, then the row's trie
 children are gathered and scored as ``logit - logsumexp + beam_score``. Selection (exclusion and
-top-k over the row's F children) reuses the torch code of the ``"compiled"`` path.
+top-k over the row's F children) reuses the torch code of the ``"gather"`` path.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def triton_candidates(
     k: int,
     exclude: torch.Tensor | None,
 ):
-    """Same contract as :func:`trie.mask.constrained_candidates` with ``kernel="compiled"``.
+    """Same contract as :func:`trie.mask.constrained_candidates` with ``kernel="gather"``.
 
     Raises:
         ConfigError: the triton package is missing, or the tensors are not on CUDA.

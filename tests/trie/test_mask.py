@@ -17,7 +17,7 @@ def test_golden_root_and_inner_step():
     trie = Trie.from_codes(np.array([[2, 4], [2, 5], [3, 4]])).to_torch()
     logits = torch.tensor([[0.0, 0.0, 1.0, 2.0, 0.0, 0.0]])
     log_norm = torch.logsumexp(logits, -1).item()
-    for kernel in ("torch", "compiled"):
+    for kernel in ("torch", "gather"):
         got = constrained_candidates(
             logits, torch.zeros(1), torch.zeros(1, dtype=torch.long), trie=trie, depth=0, k=3, kernel=kernel
         )
@@ -27,7 +27,7 @@ def test_golden_root_and_inner_step():
         assert got.children[0][finite].tolist() == [1, 0]  # child ids: (2,) is node 0, (3,) node 1
     # depth 1 from node 0 (prefix 2) with beam score -1: only tokens 4 and 5
     logits = torch.tensor([[0.0, 0.0, 0.0, 0.0, 3.0, 1.0]])
-    for kernel in ("torch", "compiled"):
+    for kernel in ("torch", "gather"):
         got = constrained_candidates(
             logits, torch.tensor([-1.0]), torch.tensor([0]), trie=trie, depth=1, k=2, kernel=kernel
         )
@@ -76,7 +76,7 @@ def test_kernels_agree_on_random_tries(seed, num_items, rows, k, use_exclude):
         exclude = torch.from_numpy(np.sort(rng.integers(-1, children, size=(rows, 3)), axis=1))
     ref = constrained_candidates(logits, beam_scores, nodes, trie=trie, depth=depth, k=k, exclude=exclude)
     fast = constrained_candidates(
-        logits, beam_scores, nodes, trie=trie, depth=depth, k=k, exclude=exclude, kernel="compiled"
+        logits, beam_scores, nodes, trie=trie, depth=depth, k=k, exclude=exclude, kernel="gather"
     )
     width = fast.scores.shape[1]
     assert torch.isinf(ref.scores[:, width:]).all()  # the reference has no extra finite entries
@@ -90,6 +90,30 @@ def test_kernels_agree_on_random_tries(seed, num_items, rows, k, use_exclude):
     for r, c in zip(*torch.nonzero(finite, as_tuple=True), strict=True):
         node, token = int(nodes[r]), int(fast.tokens[r, c])
         assert host.child(depth, np.array([node]), np.array([token]))[0] == fast.children[r, c]
+
+
+def random_case(seed: int, rows: int = 40):
+    """A 300-item trie over 3 levels and random logits, scores and nodes at every depth."""
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(8 * 8 * 8, size=300, replace=False)
+    host = Trie.from_codes(np.stack(np.unravel_index(flat, (8, 8, 8)), 1) + np.array([2, 10, 18]))
+    for depth in range(3):
+        nodes = torch.from_numpy(rng.integers(0, host.num_nodes(depth), size=rows))
+        logits = torch.from_numpy(rng.normal(size=(rows, 40)).astype(np.float32))
+        yield host, depth, logits, torch.from_numpy(rng.normal(size=rows).astype(np.float32)), nodes
+
+
+@pytest.mark.slow
+def test_torch_compiled_kernel_matches_reference():
+    """torch.compile takes tens of seconds on a small CPU: opt-in."""
+    for host, depth, logits, scores, nodes in random_case(0):
+        trie = host.to_torch()
+        for rows in (40, 7):  # a second row count must not need another compile to stay correct
+            args = (logits[:rows], scores[:rows], nodes[:rows])
+            ref = constrained_candidates(*args, trie=trie, depth=depth, k=5)
+            got = constrained_candidates(*args, trie=trie, depth=depth, k=5, kernel="compiled")
+            torch.testing.assert_close(ref.scores[:, :5], got.scores, atol=1e-5, rtol=1e-5)
+            assert torch.equal(ref.children[:, :5], got.children)
 
 
 def test_unknown_kernel_and_missing_backend_fail_clearly():
