@@ -14,7 +14,7 @@ from tiger_fixtures import make_run
 from tidrec import evaluate as ev
 from tidrec.data.dataset import load_dataset
 from tidrec.errors import ConfigError, InputError
-from tidrec.fit import FitConfig, PositionSampler, fit, main, model_config
+from tidrec.fit import FitConfig, PositionSampler, fit, learning_rate, main, model_config
 from tidrec.model import TigerModule, TigerRecommender, load_checkpoint
 from tokenizer.sid_table import SidTable
 
@@ -159,6 +159,8 @@ def test_presets_and_overrides():
         20,
     )
     assert cpu.num_layers < tiger.num_layers and cpu.max_items < tiger.max_items
+    assert learning_rate(FitConfig(run=".", preset="cpu")) > learning_rate(FitConfig(run=".", preset="tiger"))
+    assert learning_rate(FitConfig(run=".", preset="cpu", lr=0.5)) == 0.5
     wider = model_config(FitConfig(run=".", preset="tiger", num_heads=8))
     assert wider.num_heads * wider.d_kv == 384
     with pytest.raises(ConfigError, match="--beam-size"):

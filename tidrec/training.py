@@ -68,7 +68,7 @@ class TrainConfig:
         checks = {
             "max_epochs": self.max_epochs >= 1,
             "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
+            "lr": self.lr is None or self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
             "warmup": 0 <= self.warmup < 1,
             "patience": self.patience >= 1,
