@@ -114,7 +114,7 @@ def model_config(config: FitConfig) -> ModelConfig:
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if config.num_heads is not None or config.d_model is not None:
-        # keep the preset's attention width (heads * d_kv) when only one of them changes
+        # heads x d_kv = d_model when --d-model is given, else the preset's attention width
         width = base.num_heads * base.d_kv if config.d_model is None else overrides["d_model"]
         overrides["d_kv"] = max(1, width // overrides.get("num_heads", base.num_heads))
     return dataclasses.replace(base, user_buckets=config.user_buckets, **overrides)
