@@ -54,7 +54,7 @@ class Trie:
     """Per depth: the smallest token id at that depth (the dense table's column 0)."""
     num_items: int
     """Number of distinct sequences (items) stored."""
-    _device_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    _device_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     """TorchTrie per device, built on first use so batches do not re-copy the arrays."""
 
     # ------------------------------------------------------------------ construction
