@@ -43,7 +43,7 @@ def timed(name: str, fn: Callable[[], Any], rows: list[dict], *, trace: bool = T
     start = time.perf_counter()
     result = fn()
     seconds = time.perf_counter() - start
-    traced_peak = float("nan")
+    traced_peak = None
     if trace:
         tracemalloc.start()
         fn()
@@ -52,7 +52,8 @@ def timed(name: str, fn: Callable[[], Any], rows: list[dict], *, trace: bool = T
     rows.append(
         {"phase": name, "seconds": seconds, "traced_peak_mib": traced_peak, "peak_rss_mib": peak_rss_mib()}
     )
-    print(f"{name:<28} {seconds:8.2f} s  traced peak {traced_peak:8.1f} MiB  RSS {peak_rss_mib():8.1f} MiB")
+    traced = "-" if traced_peak is None else f"{traced_peak:.1f}"
+    print(f"{name:<28} {seconds:8.2f} s  traced peak {traced:>8} MiB  RSS {peak_rss_mib():8.1f} MiB")
     return result
 
 
@@ -72,7 +73,11 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     embeddings = rng.standard_normal((args.items, args.dim), dtype=np.float32)  # (N, D)
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    for start in range(0, args.items, 65_536):  # unit norm like MiniLM, without a (N, D) temporary
+        chunk = embeddings[start : start + 65_536]
+        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+    rss_embeddings = peak_rss_mib()
+    print(f"{'synthetic embeddings':<28} {'':>10}  {'':>21}  RSS {rss_embeddings:8.1f} MiB")
     item_ids = np.char.add("item", np.arange(args.items).astype(str))
     tokenizer = RqVaeTokenizer(RqVaeConfig(epochs=args.fit_epochs), device="cpu")
     rows: list[dict] = []
@@ -93,6 +98,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "sid_table_mib": size_mib,
+        "rss_after_embeddings_mib": rss_embeddings,
         "largest_collision_group": int(sid_codes[:, -1].max()) + 1,
         "phases": rows,
     }
