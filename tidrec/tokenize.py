@@ -175,6 +175,7 @@ def tokenize_embeddings(
         **provenance,
     }
     meta = {"tokenizer": tokenizer.kind, "config": stats["config"], "seed": seed, **provenance}
+    (folder / "sids.parquet").unlink(missing_ok=True)  # an older table must not outlive its tokenizer.pt
     tokenizer.save(folder / "tokenizer.pt", extra={**meta, "dataset_hash": dataset_hash,
                                                     "sid_table_hash": table.content_hash()})  # fmt: skip
     title = f"{tokenizer.kind}: {len(embeddings)} items, {stats['unique_tuple_rate']:.1%} unique tuples"
