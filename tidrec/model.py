@@ -363,7 +363,8 @@ class TigerRecommender:
             input_ids.to(self.device),
             attention_mask.to(self.device),
             trie=self.trie,
-            beam_size=max(self.beam_size, k),
+            # excluded items are dropped only at the last step, so keep spare beams to fill the list
+            beam_size=max(self.beam_size, k) * (2 if exclude_history else 1),
             top_k=k,
             exclude=list(split.histories) if exclude_history else None,
         )
