@@ -83,3 +83,12 @@ def test_presets_and_overrides(tmp_path):
     assert default.text_init and default.max_len == 200 and default.architecture == "bert4rec"
     with pytest.raises(ConfigError, match="SASRec only"):
         resolve_preset("bert4rec", tiny_fit_config(tmp_path, "bert4rec", loss="bce"))
+
+
+def test_resume_adds_to_the_recorded_training_time(successor, tmp_path):
+    out = tmp_path / "models" / "sasrec"
+    fit_baseline(tiny_fit_config(tmp_path, "sasrec", max_epochs=1), successor, out)
+    first = json.loads((out / "train_info.json").read_text())["train_seconds"]
+    fit_baseline(tiny_fit_config(tmp_path, "sasrec", max_epochs=2, resume=True), successor, out)
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["epochs"] == 2 and info["train_seconds"] > first
