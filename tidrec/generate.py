@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from transformers import T5ForConditionalGeneration
 
+from trie.exclude import dead_nodes
 from trie.mask import constrained_candidates
-from trie.trie import TorchTrie, Trie
+from trie.trie import Trie
 
 
 @dataclass(frozen=True)
@@ -162,26 +163,15 @@ def decoder_step(
     return model.lm_head(hidden), DecoderCache(new_keys, new_values)  # (B, K, V)
 
 
-def exclusion_leaves(trie: TorchTrie, exclude: list[np.ndarray], batch: int) -> torch.Tensor:
-    """Users' excluded item_idx as ``(B, E)`` sorted leaf node ids, -1 padded at the front.
+def exclusion_tables(trie: Trie, exclude: list[np.ndarray], batch: int, device: torch.device) -> list:
+    """Per depth ``0..L``: ``(B, E_d)`` each user's dead nodes on ``device``, or None where none is dead.
 
     Raises:
         ValueError: wrong number of users, or an item_idx outside the catalogue.
     """
     if len(exclude) != batch:
         raise ValueError(f"exclude has {len(exclude)} entries for {batch} users")
-    leaf_of_item = trie.leaf_of_item
-    num_items = len(leaf_of_item)
-    width = max((len(e) for e in exclude), default=0)
-    table = np.full((batch, width), -1, dtype=np.int64)
-    for user, items in enumerate(exclude):
-        items = np.asarray(items, dtype=np.int64)
-        if len(items) and (items.min() < 0 or items.max() >= num_items):
-            raise ValueError(f"exclude[{user}] holds an item_idx outside 0..{num_items - 1}")
-        table[user, width - len(items) :] = items
-    table_t = torch.from_numpy(table).to(trie.device)
-    leaves = torch.where(table_t >= 0, leaf_of_item[table_t.clamp(min=0)], -1)  # (B, E)
-    return leaves.sort(dim=1).values
+    return [torch.from_numpy(t).to(device) if t.shape[1] else None for t in dead_nodes(trie, exclude)]
 
 
 @torch.inference_mode()
@@ -210,8 +200,10 @@ def beam_search(
         beam_size: beams kept per user (K).
         top_k: items returned per user (default ``beam_size``; at most ``beam_size``).
         exclude: optional per-user item_idx arrays that may not be returned (e.g. history).
-            They are masked at the last level, so a user's K beams can spend slots on prefixes
-            whose items are all excluded; fewer than ``top_k`` items (-1 padded) can come back.
+            Exact at every level: a prefix whose items are all excluded for that user is masked
+            like a token the trie does not allow (:func:`trie.exclude.dead_nodes`), so beams go
+            only where something is left and the list is full (no -1) whenever the user has at
+            least ``top_k`` allowed items.
         kernel: masking kernel, see :func:`trie.mask.constrained_candidates`.
 
     Returns:
@@ -228,7 +220,7 @@ def beam_search(
     device = input_ids.device
     torch_trie = trie.to_torch(device)
     batch = input_ids.shape[0]
-    excluded = exclusion_leaves(torch_trie, exclude, batch) if exclude is not None else None
+    dead = exclusion_tables(trie, exclude, batch, device) if exclude is not None else None
 
     was_training = model.training
     model.eval()
@@ -243,9 +235,6 @@ def beam_search(
         for depth in range(trie.depth):
             logits, cache = decoder_step(model, tokens, encoder, cache, position_bias)  # (B, Kc, V)
             beams = tokens.shape[1]
-            rows_exclude = None
-            if excluded is not None and depth == trie.depth - 1:
-                rows_exclude = excluded.repeat_interleave(beams, dim=0)  # (B*Kc, E)
             candidates = constrained_candidates(
                 logits.reshape(batch * beams, -1),
                 scores.reshape(-1),
@@ -253,7 +242,7 @@ def beam_search(
                 trie=torch_trie,
                 depth=depth,
                 k=beam_size,
-                exclude=rows_exclude,
+                exclude=None if dead is None else dead[depth + 1],  # (B, E): shared by a user's beams
                 kernel=kernel,
             )
             per_row = candidates.scores.shape[1]

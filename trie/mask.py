@@ -61,8 +61,10 @@ def constrained_candidates(
         trie: the trie's tensors on the logits' device.
         depth: depth of ``nodes`` (0 = root).
         k: continuations to keep per row.
-        exclude: optional ``(N, E)`` int64 child node ids (at ``depth + 1``) that row may not
-            take, sorted ascending per row; pad with -1.
+        exclude: optional ``(G, E)`` int64 child node ids (at ``depth + 1``) that may not be
+            taken, sorted ascending per row, padded with -1; ``G`` divides ``N`` and exclude row
+            ``g`` applies to the ``N // G`` consecutive rows ``g * N // G ...`` (one row per user
+            for its beams, or one per row with ``G = N``).
         kernel: ``"torch"``, ``"gather"``, ``"compiled"`` or ``"triton"``.
 
     Returns:
@@ -79,8 +81,12 @@ def constrained_candidates(
             f"logits (N, V), beam_scores (N,), nodes (N,) expected; got {tuple(logits.shape)}, "
             f"{tuple(beam_scores.shape)}, {tuple(nodes.shape)}"
         )
-    if exclude is not None and (exclude.ndim != 2 or exclude.shape[0] != logits.shape[0]):
-        raise ValueError(f"exclude must be (N, E) with N={logits.shape[0]}, got {tuple(exclude.shape)}")
+    if exclude is not None and (
+        exclude.ndim != 2 or not 0 < exclude.shape[0] <= logits.shape[0] or logits.shape[0] % exclude.shape[0]
+    ):
+        raise ValueError(
+            f"exclude must be (G, E) with G dividing N={logits.shape[0]}, got {tuple(exclude.shape)}"
+        )
     if kernel == "torch":
         return _reference(logits, beam_scores, nodes, trie, depth, k, exclude)
     if kernel in ("gather", "compiled"):
@@ -123,6 +129,7 @@ def _reference(
     child_of[row_of_edge, tokens[edge]] = edge
     allowed = child_of >= 0  # (N, V)
     if exclude is not None and exclude.shape[1]:
+        exclude = exclude.repeat_interleave(num_rows // exclude.shape[0], dim=0)  # (N, E)
         excluded_tokens = tokens[exclude.clamp(min=0)]  # (N, E)
         hit = (child_of.gather(1, excluded_tokens) == exclude).to(torch.int8)  # (N, E) is that row's child
         banned = torch.zeros_like(allowed, dtype=torch.int8).scatter_reduce(1, excluded_tokens, hit, "amax")
@@ -164,10 +171,14 @@ def select_children(
     k: int,
     exclude: torch.Tensor | None,
 ) -> Candidates:
-    """Drop invalid and excluded children, keep each row's top-k. All inputs ``(N, F)``."""
+    """Drop invalid and excluded children, keep each row's top-k.
+
+    Inputs are ``(N, F)``; ``exclude`` is ``(G, E)``, each row shared by ``N // G`` consecutive rows.
+    """
     if exclude is not None and exclude.shape[1]:
-        pos = torch.searchsorted(exclude, edge).clamp(max=exclude.shape[1] - 1)  # (N, F)
-        valid = valid & (exclude.gather(1, pos) != edge)
+        grouped = edge.reshape(exclude.shape[0], -1)  # (G, N/G * F): a user's beams side by side
+        pos = torch.searchsorted(exclude, grouped).clamp(max=exclude.shape[1] - 1)  # (G, N/G * F)
+        valid = valid & (exclude.gather(1, pos) != grouped).view_as(valid)
     scores = scores.masked_fill(~valid, float("-inf"))
     top_scores, pick = scores.topk(min(k, scores.shape[1]), dim=1)  # (N, k)
     return _finish(top_scores, cand_tokens.gather(1, pick), edge.gather(1, pick))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -52,6 +53,11 @@ class Trie:
     """Per depth: ``(n_d, hi-lo+1)`` int32 child table for small depths (-1: no child), or None."""
     dense_lo: tuple[int, ...]
     """Per depth: the smallest token id at that depth (the dense table's column 0)."""
+    item_counts: tuple[np.ndarray, ...]
+    """Per depth ``0..depth``: ``(n_d,)`` items ending at or below each node (narrowest uint dtype).
+
+    Exclusion compares it with how many of a user's excluded items lie below a node: equal means
+    the node is dead for that user (see :func:`trie.exclude.dead_nodes`)."""
     num_items: int
     """Number of distinct sequences (items) stored."""
     _device_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -170,6 +176,7 @@ class Trie:
             terminal_items=tuple(terminals),
             dense=tuple(dense),
             dense_lo=tuple(dense_lo),
+            item_counts=_item_counts(indptr, terminals),
             num_items=num_items,
         )
 
@@ -195,7 +202,7 @@ class Trie:
     @property
     def nbytes(self) -> int:
         """Bytes held by the trie's arrays."""
-        arrays = [*self.indptr, *self.tokens, *self.terminal_items, *self.dense]
+        arrays = [*self.indptr, *self.tokens, *self.terminal_items, *self.dense, *self.item_counts]
         return sum(a.nbytes for a in arrays if a is not None)
 
     @property
@@ -272,12 +279,64 @@ class Trie:
             raise ValueError("the trie has no items at its deepest level")
         return items
 
+    def item_paths(self, items: np.ndarray) -> np.ndarray:
+        """Node id of each item's prefix at every depth (the root is node 0 at depth 0).
+
+        Args:
+            items: ``(M,)`` item_idx in ``0..num_items-1``.
+
+        Returns:
+            ``(M, depth + 1)`` int64 node ids; -1 past the end of an item shorter than ``depth``.
+        """
+        end_depth, end_node = self._item_ends
+        items = np.asarray(items, dtype=np.int64)
+        paths = np.full((len(items), self.depth + 1), -1, dtype=np.int64)  # (M, L+1)
+        paths[:, 0] = 0
+        node = np.full(len(items), -1, dtype=np.int64)  # at depth d+1, then moved up to d
+        for d in range(self.depth, 0, -1):
+            if d < self.depth:
+                up = node >= 0  # a child at depth d+1 -> its parent at depth d
+                node[up] = np.searchsorted(self.indptr[d], node[up], side="right") - 1
+            ends = end_depth[items] == d
+            node[ends] = end_node[items[ends]]
+            paths[:, d] = node
+        return paths
+
+    @cached_property
+    def _item_ends(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(I,)`` depth and ``(I,)`` node at which each item_idx ends (inverse of terminal_items)."""
+        end_depth = np.zeros(self.num_items, dtype=np.int64)
+        end_node = np.zeros(self.num_items, dtype=np.int64)
+        for d, terminals in enumerate(self.terminal_items):
+            if terminals is not None:
+                nodes = np.flatnonzero(terminals >= 0)
+                end_depth[terminals[nodes]] = d
+                end_node[terminals[nodes]] = nodes
+        return end_depth, end_node
+
     def to_torch(self, device: torch.device | str = "cpu") -> TorchTrie:
         """Device tensors of the CSR arrays for beam search (built once per device, then reused)."""
         device = torch.device(device)
         if device not in self._device_cache:
             self._device_cache[device] = TorchTrie.from_trie(self, device)
         return self._device_cache[device]
+
+
+def _item_counts(indptr: list[np.ndarray], terminals: list[np.ndarray | None]) -> tuple[np.ndarray, ...]:
+    """Per depth, items ending at or below each node: the terminals' counts summed up the CSR levels."""
+    depth = len(indptr)
+    counts = []
+    below = np.zeros(0, dtype=np.int64)  # counts at depth d+1
+    for d in range(depth, -1, -1):
+        here = np.zeros(len(indptr[d]) - 1 if d < depth else int(indptr[-1][-1]), dtype=np.int64)  # (n_d,)
+        if d < depth:
+            cumulative = np.concatenate([[0], np.cumsum(below)])  # node j's children: indptr[j]:indptr[j+1]
+            here += cumulative[indptr[d][1:]] - cumulative[indptr[d][:-1]]
+        if terminals[d] is not None:
+            here += terminals[d] >= 0
+        counts.append(here.astype(_small_uint(int(here.max(initial=0)))))
+        below = here
+    return tuple(counts[::-1])
 
 
 def _segmented_searchsorted(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray) -> np.ndarray:

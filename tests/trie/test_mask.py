@@ -92,6 +92,25 @@ def test_kernels_agree_on_random_tries(seed, num_items, rows, k, use_exclude):
         assert host.child(depth, np.array([node]), np.array([token]))[0] == fast.children[r, c]
 
 
+@pytest.mark.parametrize("kernel", ["torch", "gather"])
+def test_exclude_row_shared_by_a_users_beams_equals_one_row_per_beam(kernel):
+    for host, depth, logits, scores, nodes in random_case(1):
+        trie, beams = host.to_torch(), 5  # 40 rows = 8 users x 5 beams
+        rng = np.random.default_rng(depth)
+        per_user = np.sort(rng.integers(-1, host.num_nodes(depth + 1), size=(8, 6)), axis=1)
+        shared = torch.from_numpy(per_user)  # (8, 6)
+        args = (logits, scores, nodes)
+        got = constrained_candidates(*args, trie=trie, depth=depth, k=4, exclude=shared, kernel=kernel)
+        ref = constrained_candidates(
+            *args, trie=trie, depth=depth, k=4, exclude=shared.repeat_interleave(beams, 0), kernel=kernel
+        )
+        assert torch.equal(got.children, ref.children) and torch.equal(got.scores, ref.scores)
+        for row, children in enumerate(got.children.tolist()):
+            assert not set(children) & set(per_user[row // beams].tolist()) - {-1}
+    with pytest.raises(ValueError, match="G dividing N=40"):
+        constrained_candidates(*args, trie=trie, depth=depth, k=4, exclude=shared[:3], kernel=kernel)
+
+
 def random_case(seed: int, rows: int = 40):
     """A 300-item trie over 3 levels and random logits, scores and nodes at every depth."""
     rng = np.random.default_rng(seed)
@@ -114,6 +133,14 @@ def test_torch_compiled_kernel_matches_reference():
             got = constrained_candidates(*args, trie=trie, depth=depth, k=5, kernel="compiled")
             torch.testing.assert_close(ref.scores[:, :5], got.scores, atol=1e-5, rtol=1e-5)
             assert torch.equal(ref.children[:, :5], got.children)
+        # one exclude row per user, shared by its beams (40 rows = 8 users x 5 beams)
+        shared = torch.arange(-1, 2 * 8 - 1).view(8, 2).sort(1).values
+        ref = constrained_candidates(logits, scores, nodes, trie=trie, depth=depth, k=5, exclude=shared)
+        got = constrained_candidates(
+            logits, scores, nodes, trie=trie, depth=depth, k=5, exclude=shared, kernel="compiled"
+        )
+        torch.testing.assert_close(ref.scores[:, :5], got.scores, atol=1e-5, rtol=1e-5)
+        assert torch.equal(ref.children[:, :5], got.children)
 
 
 def test_unknown_kernel_and_missing_backend_fail_clearly():
@@ -138,9 +165,16 @@ def test_triton_matches_reference_on_cuda():
         nodes = torch.from_numpy(rng.integers(0, host.num_nodes(depth), size=300)).cuda()
         logits = torch.randn(300, 3000, device="cuda")
         scores = torch.randn(300, device="cuda")
-        ref = constrained_candidates(logits, scores, nodes, trie=trie, depth=depth, k=20)
-        got = constrained_candidates(logits, scores, nodes, trie=trie, depth=depth, k=20, kernel="triton")
-        width = got.scores.shape[1]
-        finite = torch.isfinite(got.scores)
-        torch.testing.assert_close(ref.scores[:, :width][finite], got.scores[finite], atol=1e-4, rtol=1e-4)
-        assert torch.equal(ref.children[:, :width], got.children)
+        # one exclude row per user, shared by its 10 beams (300 rows = 30 users)
+        children = torch.randint(0, host.num_nodes(depth + 1), (30, 40), device="cuda")
+        for exclude in (None, children.sort(1).values):
+            ref = constrained_candidates(logits, scores, nodes, trie=trie, depth=depth, k=20, exclude=exclude)
+            got = constrained_candidates(
+                logits, scores, nodes, trie=trie, depth=depth, k=20, exclude=exclude, kernel="triton"
+            )
+            width = got.scores.shape[1]
+            finite = torch.isfinite(got.scores)
+            torch.testing.assert_close(
+                ref.scores[:, :width][finite], got.scores[finite], atol=1e-4, rtol=1e-4
+            )
+            assert torch.equal(ref.children[:, :width], got.children)
