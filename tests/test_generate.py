@@ -1,8 +1,12 @@
 """Beam search against brute force on a tiny random T5, and the decoder step against HF's forward."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import T5Config, T5ForConditionalGeneration
 
 from tidrec.generate import beam_search, decoder_step, encode, self_attention_bias
@@ -144,6 +148,90 @@ def test_excluded_items_never_come_back(kernel, catalogue, encoder_batch):
         got = result.item_idx[b]
         assert got[: len(keep)].tolist() == keep
         assert (got[len(keep) :] == -1).all()
+
+
+EVERY_SID = VOCAB.sid_tokens(np.array([(a, b, c) for a in range(4) for b in range(3) for c in range(2)]))
+"""(24, 3) every code tuple of VOCAB: items 0-5 share first code 0, items 0-1 share (0, 0), ..."""
+
+
+def check_exact_exclusion(model, input_ids, attention_mask, codes, exclude, *, beam_size, top_k, kernel):
+    """Beam search with ``exclude`` on ``codes`` is beam search without it on each user's allowed items."""
+    result = beam_search(
+        model,
+        input_ids,
+        attention_mask,
+        trie=Trie.from_codes(codes),
+        beam_size=beam_size,
+        top_k=top_k,
+        exclude=exclude,
+        kernel=kernel,
+    )
+    log_likelihood = brute_force(model, input_ids, attention_mask, codes)  # (B, I)
+    for b, banned in enumerate(exclude):
+        allowed = np.setdiff1d(np.arange(len(codes)), banned)
+        got, scores = result.item_idx[b], result.log_probs[b]
+        full = min(top_k, len(allowed))
+        assert (got[:full] >= 0).all() and (got[full:] == -1).all()  # full unless too few are allowed
+        assert not set(got[:full].tolist()) & set(banned.tolist())
+        torch.testing.assert_close(scores[:full], log_likelihood[b, got[:full]], atol=1e-5, rtol=1e-5)
+        if len(allowed):  # the same beams as a search over only this user's allowed items
+            alone = beam_search(
+                model,
+                input_ids[b : b + 1],
+                attention_mask[b : b + 1],
+                trie=Trie.from_codes(codes[allowed]),
+                beam_size=beam_size,
+                top_k=top_k,
+                kernel=kernel,
+            )
+            expected = np.where(alone.item_idx[0] >= 0, allowed[alone.item_idx[0].clamp(min=0)], -1)
+            assert got.tolist() == expected.tolist()
+    return result
+
+
+@pytest.mark.parametrize("kernel", ["torch", "gather"])
+def test_small_beam_skips_dead_prefixes_and_fills_the_list(kernel, encoder_batch):
+    model = tiny_t5(seed=2)
+    input_ids, attention_mask = encoder_batch
+    exclude = [
+        np.arange(0, 18),  # every item with first code 0, 1 or 2: only 6 items are left
+        np.array([0, 1, 6, 7, 12, 13, 18, 19, 5, 5]),  # every (x, 0) prefix, item 5 twice
+        np.arange(0, 22),  # 2 items left for a list of 4
+    ]
+    result = check_exact_exclusion(
+        model, input_ids, attention_mask, EVERY_SID, exclude, beam_size=4, top_k=4, kernel=kernel
+    )
+    assert (result.item_idx[0] >= 18).all()  # user 0 only has items 18..23 left
+    assert result.item_idx[2].tolist()[2:] == [-1, -1] and set(result.item_idx[2, :2].tolist()) == {22, 23}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    num_items=st.integers(1, 24),
+    beam_size=st.integers(1, 6),
+    kernel=st.sampled_from(["torch", "gather"]),
+)
+def test_exact_exclusion_on_random_catalogues(seed, num_items, beam_size, kernel):
+    rng = np.random.default_rng(seed)
+    codes = EVERY_SID[np.sort(rng.choice(24, num_items, replace=False))]
+    exclude = [rng.choice(num_items, rng.integers(0, num_items + 1)) for _ in range(3)]  # repeats allowed
+    input_ids = torch.from_numpy(rng.integers(2, VOCAB.size, (3, 5)))
+    check_exact_exclusion(
+        _property_model(),
+        input_ids,
+        torch.ones_like(input_ids),
+        codes,
+        exclude,
+        beam_size=beam_size,
+        top_k=int(rng.integers(1, beam_size + 1)),
+        kernel=kernel,
+    )
+
+
+@functools.cache
+def _property_model() -> T5ForConditionalGeneration:
+    return tiny_t5(seed=4)
 
 
 def test_bad_arguments_and_training_mode_restored(catalogue, encoder_batch):
