@@ -65,6 +65,29 @@ def test_tiny_synthetic_run_agrees_with_hf_and_writes_artifacts(tmp_path, capsys
     assert "largest batch with p99" in capsys.readouterr().out
 
 
+def test_exclude_history_times_decodes_that_skip_each_users_history(tmp_path, monkeypatch):
+    import tidrec.generate as generate
+
+    seen = []
+    original = generate.beam_search
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seen.append((kwargs.get("exclude"), result.item_idx))
+        return result
+
+    monkeypatch.setattr(generate, "beam_search", spy)
+    argv = ["--catalogue", "200", "--level-sizes", "4", "4", "--history", "30", "--beam-size", "5"]
+    argv += ["--batch-sizes", "3", "--repeats", "1", "--warmup", "0", "--hf-batch", "0"]
+    argv += ["--memory-items", "0", "--exclude-history", "true", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "beam.json").read_text())["config"]["exclude_history"] is True
+    assert seen and all(exclude is not None and len(exclude) == 3 for exclude, _ in seen)
+    for exclude, items in seen:  # full lists, none of them from the user's history
+        for history, row in zip(exclude, items.tolist(), strict=True):
+            assert min(row) >= 0 and not set(row) & set(history.tolist())
+
+
 def test_run_from_a_checkpoint(tmp_path, capsys):
     from tests.tiger_fixtures import make_run
     from tidrec.model import TigerModule, cpu_model

@@ -6,7 +6,8 @@ folder, or given by flags). Without one it builds a TIGER-size T5 with random we
 synthetic catalogue of ``--catalogue`` items. It then
 
 * sweeps ``--batch-sizes`` and reports p50/p95/p99 latency, users/s and the largest batch whose
-  p99 fits ``--budget-ms``;
+  p99 fits ``--budget-ms`` (with ``--exclude-history true`` each user's history is excluded, the
+  dead-node set-up included in the time);
 * times the unconstrained floor: the same encoder pass and cached decoder steps for B x K beams
   with no masking, selection or cache reordering;
 * measures the masking kernel's share of decode time (a separate, instrumented pass);
@@ -71,8 +72,10 @@ class BeamBenchConfig:
     """Untimed runs per batch size."""
     kernel: Literal["torch", "gather", "compiled", "triton"] = "compiled"
     """Masking kernel for the timed decode."""
+    exclude_history: bool = False
+    """Exclude each user's history items in the timed decodes (exact, at every trie level)."""
     hf_batch: int = 64
-    """Users decoded by HF generate for the side-by-side check (0: skip)."""
+    """Users decoded by HF generate for the side-by-side check, without exclusion (0: skip)."""
     hf_repeats: int = 3
     """Timed HF generate runs (it is slow)."""
     memory_items: int = 1_000_000
@@ -116,14 +119,20 @@ class Workload:
         """Encoder inputs of ``size`` users starting at ``offset`` (cycling)."""
         from tidrec.model import encoder_inputs
 
-        rows = [(offset + i) % len(self.histories) for i in range(size)]
         return encoder_inputs(
             self.vocab,
             self.sid_tokens,
-            [self.histories[r] for r in rows],
-            [self.user_ids[r] for r in rows],
+            self.batch_histories(size, offset),
+            [self.user_ids[r] for r in self._rows(size, offset)],
             self.max_items,
         )
+
+    def batch_histories(self, size: int, offset: int = 0) -> list[np.ndarray]:
+        """History item_idx of the users :meth:`batch` encodes (what exclusion removes)."""
+        return [self.histories[r] for r in self._rows(size, offset)]
+
+    def _rows(self, size: int, offset: int) -> list[int]:
+        return [(offset + i) % len(self.histories) for i in range(size)]
 
 
 # ---------------------------------------------------------------------- workloads
@@ -326,10 +335,11 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
     print(
         f"tidrec.beam: {workload.source}; {trie.num_items} items, {levels} levels, beam {K}, "
         f"kernel {config.kernel}, {device}, {torch.get_num_threads()} threads"
+        + (", history excluded" if config.exclude_history else "")
     )
 
-    def decode(ids, mask, kernel=config.kernel):
-        return generate.beam_search(model, ids, mask, trie=trie, beam_size=K, kernel=kernel)
+    def decode(ids, mask, kernel=config.kernel, exclude=None):
+        return generate.beam_search(model, ids, mask, trie=trie, beam_size=K, kernel=kernel, exclude=exclude)
 
     def floor(ids, mask):
         return unconstrained_floor(model, ids, mask, beam_size=K, steps=levels)
@@ -337,8 +347,11 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
     rows = []
     for size in tqdm(config.batch_sizes, desc="batch sizes", unit="batch"):
         ids, mask = (t.to(device) for t in workload.batch(size))
+        exclude = workload.batch_histories(size) if config.exclude_history else None
         rows.append(
-            measure_batch(config, device, partial(decode, ids, mask), partial(floor, ids, mask), size)
+            measure_batch(
+                config, device, partial(decode, ids, mask, exclude=exclude), partial(floor, ids, mask), size
+            )
         )
     fitting = [r for r in rows if r["p99_ms"] <= config.budget_ms]
     best = max(fitting, key=lambda r: r["batch"]) if fitting else None
