@@ -163,7 +163,9 @@ def decoder_step(
     return model.lm_head(hidden), DecoderCache(new_keys, new_values)  # (B, K, V)
 
 
-def exclusion_tables(trie: Trie, exclude: list[np.ndarray], batch: int, device: torch.device) -> list:
+def exclusion_tables(
+    trie: Trie, exclude: list[np.ndarray], batch: int, device: torch.device
+) -> list[torch.Tensor | None]:
     """Per depth ``0..L``: ``(B, E_d)`` each user's dead nodes on ``device``, or None where none is dead.
 
     Raises:
