@@ -39,18 +39,25 @@ def dead_nodes(trie: Trie, exclude: Sequence[np.ndarray]) -> tuple[np.ndarray, .
             raise ValueError(f"exclude[{user}] holds an item_idx outside 0..{num_items - 1}")
     users = np.repeat(np.arange(batch, dtype=np.int64), [len(a) for a in arrays])  # (M,)
     items = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)  # (M,)
-    pairs = np.unique(users * num_items + items)  # each (user, item) once
+    pairs, _ = _runs(users * num_items + items)  # each (user, item) once
     users, items = pairs // max(num_items, 1), pairs % max(num_items, 1)
     paths = trie.item_paths(items)  # (M, L+1)
     tables = []
     for depth in range(trie.depth + 1):
         on_path = paths[:, depth] >= 0  # shorter items stop above this depth
         width = trie.num_nodes(depth)
-        keys, excluded = np.unique(users[on_path] * width + paths[on_path, depth], return_counts=True)
+        keys, excluded = _runs(users[on_path] * width + paths[on_path, depth])  # excluded items per node
         nodes = keys % width
         dead = excluded == trie.item_counts[depth][nodes]
         tables.append(_rows(keys[dead] // width, nodes[dead], batch))
     return tuple(tables)
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``keys`` ascending and how often each occurs (``np.unique`` by sort, faster here)."""
+    keys = np.sort(keys)
+    starts = np.flatnonzero(np.diff(keys, prepend=keys[:1] - 1))  # where each run of equal keys begins
+    return keys[starts], np.diff(np.r_[starts, len(keys)])
 
 
 def _rows(users: np.ndarray, nodes: np.ndarray, batch: int) -> np.ndarray:

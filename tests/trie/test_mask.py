@@ -134,7 +134,8 @@ def test_torch_compiled_kernel_matches_reference():
             torch.testing.assert_close(ref.scores[:, :5], got.scores, atol=1e-5, rtol=1e-5)
             assert torch.equal(ref.children[:, :5], got.children)
         # one exclude row per user, shared by its beams (40 rows = 8 users x 5 beams)
-        shared = torch.arange(-1, 2 * 8 - 1).view(8, 2).sort(1).values
+        children = np.random.default_rng(depth).integers(-1, host.num_nodes(depth + 1), size=(8, 3))
+        shared = torch.from_numpy(np.sort(children, axis=1))  # (8, 3)
         ref = constrained_candidates(logits, scores, nodes, trie=trie, depth=depth, k=5, exclude=shared)
         got = constrained_candidates(
             logits, scores, nodes, trie=trie, depth=depth, k=5, exclude=shared, kernel="compiled"
