@@ -14,7 +14,7 @@ from tiger_fixtures import make_run
 from tidrec import evaluate as ev
 from tidrec.data.dataset import load_dataset
 from tidrec.errors import ConfigError, InputError
-from tidrec.fit import FitConfig, PositionSampler, fit, learning_rate, main, model_config
+from tidrec.fit import FitConfig, PositionSampler, batch_size, fit, learning_rate, main, model_config
 from tidrec.model import TigerModule, TigerRecommender, load_checkpoint
 from tokenizer.sid_table import SidTable
 
@@ -161,10 +161,19 @@ def test_presets_and_overrides():
     assert cpu.num_layers < tiger.num_layers and cpu.max_items < tiger.max_items
     assert learning_rate(FitConfig(run=".", preset="cpu")) > learning_rate(FitConfig(run=".", preset="tiger"))
     assert learning_rate(FitConfig(run=".", preset="cpu", lr=0.5)) == 0.5
+    assert batch_size(FitConfig(run=".", preset="cpu")) < batch_size(FitConfig(run=".", preset="tiger"))
+    assert batch_size(FitConfig(run=".", preset="cpu", batch_size=7)) == 7
+    # the CPU preset trains without dropout or user tokens; TIGER size keeps the paper's
+    assert (cpu.dropout, cpu.user_buckets, tiger.dropout, tiger.user_buckets) == (0.0, 0, 0.1, 2000)
+    assert model_config(FitConfig(run=".", preset="cpu", user_buckets=50, dropout=0.2)).user_buckets == 50
     wider = model_config(FitConfig(run=".", preset="tiger", num_heads=8))
     assert wider.num_heads * wider.d_kv == 384
     with pytest.raises(ConfigError, match="--beam-size"):
         FitConfig(run=".", beam_size=5)
+    with pytest.raises(ConfigError, match="--user-buckets"):
+        FitConfig(run=".", user_buckets=-1)
+    with pytest.raises(ConfigError, match="--batch-size"):
+        FitConfig(run=".", batch_size=0)
 
 
 def test_cli_help(capsys):

@@ -17,6 +17,7 @@ from tidrec.model import (
     encoder_inputs,
     load_checkpoint,
     tiger_model,
+    warmup_cosine,
 )
 from tidrec.vocab import EOS, PAD, Vocab
 from tokenizer.sid_table import SidTable
@@ -56,6 +57,21 @@ def test_presets_and_validation():
     assert cpu_model().max_items < tiger_model().max_items
     with pytest.raises(ValueError, match="dropout"):
         ModelConfig(dropout=1.5)
+
+
+def test_warmup_cosine_follows_steps_or_the_wall_clock_budget_whichever_is_further():
+    now = [0.0]
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    steps = warmup_cosine(optimizer, warmup_steps=2, total_steps=102, floor=0.0)
+    assert [steps.lr_lambdas[0](s) for s in (0, 1, 2, 52, 102)] == pytest.approx([0.5, 1.0, 1.0, 0.5, 0.0])
+    timed = warmup_cosine(
+        optimizer, warmup_steps=2, total_steps=102, floor=0.1, budget_s=60, clock=lambda: now[0]
+    )
+    now[0] = 30.0  # half the budget gone after 2 % of the steps: the decay is half done
+    assert timed.lr_lambdas[0](4) == pytest.approx(0.55)
+    assert timed.lr_lambdas[0](0) == pytest.approx(0.5)  # warm-up is by steps only
+    now[0] = 600.0
+    assert timed.lr_lambdas[0](5) == pytest.approx(0.1)
 
 
 def test_tiger_size_model_has_the_papers_shape():

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,22 @@ def tiger_model() -> ModelConfig:
 
 
 def cpu_model() -> ModelConfig:
-    """A CPU-sized model: 2 + 2 layers, 4 heads of 32, d_ff 512, 10 history items (~10x fewer FLOPs)."""
-    return ModelConfig(num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=32, d_ff=512, max_items=10)
+    """A CPU-sized model: 2 + 2 layers, 4 heads of 32, d_ff 512, 10 history items (~10x fewer FLOPs).
+
+    No dropout (a budget-capped run underfits, and dropout's masks took ~20% of a CPU step) and no
+    user tokens (a private token per user is not learnt in a few epochs); see
+    experiments/results/cpu_preset_tuning.md.
+    """
+    return ModelConfig(
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        d_kv=32,
+        d_ff=512,
+        max_items=10,
+        dropout=0.0,
+        user_buckets=0,
+    )
 
 
 def build_model(config: ModelConfig, vocab: Vocab) -> T5ForConditionalGeneration:
@@ -154,6 +169,7 @@ class TigerModule(L.LightningModule):
         warmup: float = 0.05,
         beam_size: int = 20,
         dataset_hash: str = "",
+        budget_minutes: float | None = None,
     ) -> None:
         """Args:
         config: model size and input format.
@@ -163,6 +179,8 @@ class TigerModule(L.LightningModule):
         warmup: fraction of all optimisation steps spent warming up linearly; cosine decay after.
         beam_size: beams for validation decoding (>= 10).
         dataset_hash: ``Dataset.content_hash`` of the training data, stored in checkpoints.
+        budget_minutes: the run's wall-clock training cap, if any; the cosine decay then reaches
+            its floor when the budget ends, even if that is long before the last epoch.
         """
         super().__init__()
         self.config = config
@@ -171,6 +189,7 @@ class TigerModule(L.LightningModule):
         self.sid_hash = sids.content_hash()
         self.dataset_hash = dataset_hash
         self.lr, self.weight_decay, self.warmup = lr, weight_decay, warmup
+        self.budget_minutes = budget_minutes
         self.beam_size = max(beam_size, 10)
         self.model = build_model(config, self.vocab)
         self._trie = None
@@ -230,7 +249,8 @@ class TigerModule(L.LightningModule):
         # warm up for the fraction asked, but never past the first epoch: a run capped by
         # early stopping or --max-time would otherwise spend its whole budget warming up
         warmup_steps = min(int(self.warmup * total), per_epoch)
-        schedule = warmup_cosine(optimizer, warmup_steps=warmup_steps, total_steps=total)
+        budget_s = self.budget_minutes * 60 if self.budget_minutes else None
+        schedule = warmup_cosine(optimizer, warmup_steps=warmup_steps, total_steps=total, budget_s=budget_s)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -244,14 +264,29 @@ class TigerModule(L.LightningModule):
 
 
 def warmup_cosine(
-    optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int, floor: float = 0.05
+    optimizer: torch.optim.Optimizer,
+    *,
+    warmup_steps: int,
+    total_steps: int,
+    floor: float = 0.05,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up to the peak rate, then cosine decay to ``floor`` times the peak."""
+    """Linear warm-up to the peak rate, then cosine decay to ``floor`` times the peak.
+
+    The decay's progress is the fraction of the post-warm-up steps done, or, with ``budget_s``, the
+    fraction of the wall-clock budget used if that is larger (the clock starts at construction):
+    a run cut short by ``--max-time`` still anneals instead of stopping at the peak rate.
+    """
+    start = clock()
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        if budget_s:
+            progress = max(progress, (clock() - start) / budget_s)
+        progress = min(1.0, progress)
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

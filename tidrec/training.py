@@ -67,7 +67,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = {
             "max_epochs": self.max_epochs >= 1,
-            "batch_size": self.batch_size >= 1,
+            "batch_size": self.batch_size is None or self.batch_size >= 1,
             "lr": self.lr is None or self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
             "warmup": 0 <= self.warmup < 1,
