@@ -398,7 +398,9 @@ class TigerRecommender:
             input_ids.to(self.device),
             attention_mask.to(self.device),
             trie=self.trie,
-            # excluded items are dropped only at the last step, so keep spare beams to fill the list
+            # exclusion is exact at every level, so lists are full with K = k; twice the beams still
+            # finds better items among the allowed ones (ML-100K Recall@20 0.146 -> 0.162,
+            # experiments/exclusion_ml100k.py) at twice the decode cost
             beam_size=max(self.beam_size, k) * (2 if exclude_history else 1),
             top_k=k,
             exclude=list(split.histories) if exclude_history else None,
