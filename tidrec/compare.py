@@ -59,8 +59,8 @@ class CompareConfig(DataConfig):
     """Validations without NDCG@10 improvement before a model stops."""
     max_time: float | None = None
     """Minutes of training allowed per model (None: no cap)."""
-    batch_size: int = 128
-    """Training batch size of the sequence baselines."""
+    batch_size: int | None = None
+    """Training batch size of every trained model (None: each model's preset)."""
     max_len: int | None = None
     """History length of SASRec/BERT4Rec (None: their preset, 200)."""
     seed: int = 42
