@@ -96,11 +96,11 @@ def test_run_from_a_checkpoint(tmp_path, capsys):
     module = TigerModule(cpu_model(), sids)
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
-    (tmp_path / "model").mkdir()
-    torch.save(checkpoint, tmp_path / "model" / "best.ckpt")
+    (tmp_path / "models" / "tiger").mkdir(parents=True)
+    torch.save(checkpoint, tmp_path / "models" / "tiger" / "best.ckpt")
     argv = [
         "--checkpoint",
-        str(tmp_path / "model" / "best.ckpt"),
+        str(tmp_path / "models" / "tiger" / "best.ckpt"),  # the layout tidrec.fit writes
         "--beam-size",
         "4",
         "--batch-sizes",

@@ -180,6 +180,16 @@ def synthetic_workload(config: BeamBenchConfig) -> Workload:
     )
 
 
+def run_folder_of(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint (``<run>/models/<model>/best.ckpt``): the nearest ancestor
+    holding ``tokenizer/sids.parquet``, else the folder two levels above the checkpoint's own."""
+    folder = checkpoint.resolve().parent
+    for ancestor in (folder, *folder.parents):
+        if (ancestor / "tokenizer" / "sids.parquet").is_file():
+            return ancestor
+    return folder.parent.parent
+
+
 def checkpoint_workload(config: BeamBenchConfig) -> Workload:
     from tidrec.data.dataset import load_dataset
     from tidrec.model import load_checkpoint
@@ -187,7 +197,7 @@ def checkpoint_workload(config: BeamBenchConfig) -> Workload:
 
     assert config.checkpoint is not None
     loaded = load_checkpoint(config.checkpoint)
-    run_dir = config.checkpoint.resolve().parent.parent
+    run_dir = run_folder_of(config.checkpoint)
     data = config.data or run_dir / "data"
     sids_path = config.sids or run_dir / "tokenizer" / "sids.parquet"
     if not sids_path.is_file():
