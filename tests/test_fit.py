@@ -53,8 +53,10 @@ def test_tiny_model_learns_the_next_item(trained):
     run, best = trained
     folder = run / "models" / "tiger"
     assert best == folder / "best.ckpt"
-    for name in ("best.ckpt", "last.ckpt", "metrics.csv", "curves.png"):
+    for name in ("best.ckpt", "last.ckpt", "metrics.csv", "curves.png", "train_info.json"):
         assert (folder / name).is_file(), name
+    info = json.loads((folder / "train_info.json").read_text())
+    assert info["model"] == "tiger" and info["train_seconds"] > 0 and info["epochs"] == 12
     losses = _train_losses(folder / "metrics.csv")
     assert len(losses) == 12 and losses[-1] < 0.2 * losses[0]
     dataset = load_dataset(run / "data")

@@ -25,7 +25,7 @@ from tidrec.cli import run as run_cli
 from tidrec.data.dataset import Dataset, Split, load_dataset
 from tidrec.errors import ConfigError, InputError
 from tidrec.model import ModelConfig, TigerModule, cpu_model, decoder_labels, encoder_inputs, tiger_model
-from tidrec.training import TrainConfig, make_trainer, plot_curves, resume_path, uses_gpu
+from tidrec.training import TrainConfig, make_trainer, plot_curves, record_training, resume_path, uses_gpu
 from tidrec.vocab import Vocab
 from tokenizer.sid_table import SidTable
 
@@ -346,6 +346,16 @@ def fit(config: FitConfig) -> Path:
     if (out_dir / "metrics.csv").exists():
         plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
     if trainer.is_global_zero:
+        score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        record_training(
+            out_dir,
+            config.model,
+            seconds,
+            resumed=config.resume,
+            preset=config.resolved_preset,
+            epochs=trainer.current_epoch,
+            best_val_ndcg10=float(score) if score is not None else None,
+        )
         _print_summary(config, model_cfg, module, trainer, per_user, len(train.sampler), seconds, best)
     return best
 

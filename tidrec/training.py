@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,10 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from tidrec.errors import ConfigError
-from tidrec.io import atomic_path
+from tidrec.io import atomic_path, write_json
+
+TRAIN_INFO = "train_info.json"
+"""Written beside each trained artifact: model, training seconds (summed over resumes) and details."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,3 +236,15 @@ def plot_curves(metrics_csv: str | Path, png: str | Path) -> Path:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return png
+
+
+def record_training(out_dir: Path, model: str, seconds: float, *, resumed: bool, **info: Any) -> Path:
+    """Write ``<out_dir>/train_info.json``; a resumed run adds the seconds its earlier segments took."""
+    path = Path(out_dir) / TRAIN_INFO
+    earlier = 0.0
+    if resumed and path.is_file():
+        try:
+            earlier = float(json.loads(path.read_text()).get("train_seconds") or 0.0)
+        except (json.JSONDecodeError, TypeError, ValueError):
+            earlier = 0.0
+    return write_json(path, {"model": model, "train_seconds": round(seconds + earlier, 2), **info})

@@ -18,13 +18,9 @@ from tidrec.baselines.popularity import PopularityRecommender
 from tidrec.baselines.presets import PRESETS, resolve_preset
 from tidrec.data.dataset import Dataset
 from tidrec.errors import ConfigError, InputError
-from tidrec.io import write_json
 
 BASELINES = ("pop", "llmseqsim", *PRESETS)
 """Model names :func:`fit_baseline` accepts."""
-
-TRAIN_INFO = "train_info.json"
-"""Written beside each artifact: training seconds, epochs, best validation NDCG@10."""
 
 
 def fit_baseline(config: Any, dataset: Dataset, out_dir: str | Path) -> Path:
@@ -67,19 +63,11 @@ def fit_baseline(config: Any, dataset: Dataset, out_dir: str | Path) -> Path:
         path, info = train_sequence_model(preset, config, dataset, out_dir, embeddings)
     else:
         raise ConfigError(f"--model {name!r} is not a baseline; expected one of {', '.join(BASELINES)}")
-    seconds = time.perf_counter() - start + _earlier_seconds(config, out_dir / TRAIN_INFO)
-    write_json(out_dir / TRAIN_INFO, {"model": name, "train_seconds": round(seconds, 2), **info})
+    seconds = time.perf_counter() - start
+    from tidrec.training import record_training
+
+    record_training(out_dir, name, seconds, resumed=bool(getattr(config, "resume", False)), **info)
     return path
-
-
-def _earlier_seconds(config: Any, info_path: Path) -> float:
-    """Training seconds already spent before a ``--resume true`` run (0 otherwise)."""
-    if not getattr(config, "resume", False) or not info_path.is_file():
-        return 0.0
-    try:
-        return float(json.loads(info_path.read_text()).get("train_seconds") or 0.0)
-    except (json.JSONDecodeError, TypeError, ValueError):
-        return 0.0
 
 
 def item_embeddings(config: Any, dataset: Dataset) -> np.ndarray:
