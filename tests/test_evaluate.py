@@ -34,10 +34,21 @@ def test_padding_never_matches_and_shape_is_checked():
 def test_list_metrics_count_invalid_ids_and_coverage():
     dataset = cyclic_dataset(num_users=4)
     ranked = np.array([[0, 1, NUM_ITEMS + 5, -1], [0, 2, -7, -1]])
-    metrics = ev.list_metrics(ranked, dataset, at=10)
+    metrics = ev.list_metrics(ranked, np.array([1, 3]), dataset, at=10)
     assert metrics["invalid_rate"] == pytest.approx(2 / 6)  # two of six non-pad entries
     assert metrics["pad_rate"] == pytest.approx(2 / 8)
     assert metrics["coverage@10"] == pytest.approx(3 / NUM_ITEMS)  # items 0, 1, 2
+
+
+def test_evaluate_and_compare_report_the_same_beyond_accuracy_metrics():
+    from tidrec.beyond_accuracy import beyond_accuracy
+
+    dataset = cyclic_dataset(num_users=6)
+    ranked = np.array([[0, 1, 2], [3, 4, -1], [5, 0, 1], [2, 3, 4], [1, -1, -1], [4, 5, 0]])
+    targets = dataset.split("test").targets
+    metrics = ev.list_metrics(ranked, targets, dataset, at=3)
+    for name, value in beyond_accuracy(ranked, targets, dataset, k=3).items():
+        assert metrics[name] == pytest.approx(value), name
 
 
 class FixedList:

@@ -40,7 +40,7 @@ def _top(ranked: np.ndarray, k: int) -> np.ndarray:
 
 
 def catalog_coverage(ranked: np.ndarray, num_items: int, *, k: int = 10) -> float:
-    """Distinct items in all top-k lists / ``num_items`` (the -1 pad is not an item).
+    """Distinct items in all top-k lists / ``num_items`` (the -1 pad and invalid ids are not items).
 
     Args:
         ranked: (B, >=k) item_idx, best first, -1 pad.
@@ -48,7 +48,7 @@ def catalog_coverage(ranked: np.ndarray, num_items: int, *, k: int = 10) -> floa
         k: cut-off.
     """
     top = _top(ranked, k)
-    return float(len(np.unique(top[top >= 0])) / max(1, num_items))
+    return float(len(np.unique(top[(top >= 0) & (top < num_items)])) / max(1, num_items))
 
 
 def most_popular(counts: np.ndarray, k: int) -> np.ndarray:
@@ -83,7 +83,7 @@ def novelty(ranked: np.ndarray, counts: np.ndarray, *, k: int = 10) -> float:
     """Mean over users of the mean self-information ``-log2(count(i) / total)`` of their top-k items.
 
     Args:
-        ranked: (B, >=k) item_idx, best first, -1 pad (pads are not counted).
+        ranked: (B, >=k) item_idx, best first, -1 pad (pads and invalid ids are not counted).
         counts: (I,) training interaction counts; items with count 0 contribute 0.
         k: cut-off.
     """
@@ -93,7 +93,7 @@ def novelty(ranked: np.ndarray, counts: np.ndarray, *, k: int = 10) -> float:
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
     info = np.where(counts > 0, -np.log2(np.maximum(counts, 1) / max(total, 1)), 0.0)  # (I,)
-    valid = top >= 0
+    valid = (top >= 0) & (top < len(counts))
     listed = valid.sum(axis=1)  # (B,)
     summed = np.where(valid, info[np.where(valid, top, 0)], 0.0).sum(axis=1)  # (B,)
     return float(np.where(listed > 0, summed / np.maximum(listed, 1), 0.0).mean())

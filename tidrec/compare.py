@@ -21,7 +21,6 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from tidrec.beyond_accuracy import beyond_accuracy
 from tidrec.cli import run as run_cli
 from tidrec.data.dataset import Dataset
 from tidrec.data.prepare import DataConfig, prepare_dataset
@@ -160,7 +159,7 @@ def rank_test_split(recommender: Any, dataset: Dataset, *, k: int, exclude_histo
 
 def evaluate_model(config: CompareConfig, model: str, dataset: Dataset) -> dict[str, Any]:
     """Test-split metrics of one trained model: ranking (shared path) plus beyond-accuracy."""
-    from tidrec.evaluate import load_recommender, ranking_metrics
+    from tidrec.evaluate import list_metrics, load_recommender, ranking_metrics
 
     recommender = load_recommender(config.run, model, dataset, beam_size=20, device=config.device)
     start = time.perf_counter()
@@ -170,7 +169,7 @@ def evaluate_model(config: CompareConfig, model: str, dataset: Dataset) -> dict[
     return {
         "model": model,
         **ranking_metrics(ranked, targets),
-        **beyond_accuracy(ranked, targets, dataset, k=config.k),
+        **list_metrics(ranked, targets, dataset, at=config.k),
         "eval_seconds": round(seconds, 2),
     }
 

@@ -72,28 +72,24 @@ def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] =
     return metrics
 
 
-def list_metrics(ranked: np.ndarray, dataset: Dataset, *, at: int = 10) -> dict[str, float]:
-    """Invalid-item rate, catalogue coverage@at and novelty@at of ranked lists.
+def list_metrics(
+    ranked: np.ndarray, targets: np.ndarray, dataset: Dataset, *, at: int = 10
+) -> dict[str, float]:
+    """Invalid-item and pad rates of ranked lists, plus coverage, serendipity and novelty at ``at``.
 
     Invalid items are ids outside ``[0, num_items)`` other than the -1 pad (a constrained decoder
-    must never produce one). Novelty is the mean self-information ``-log2(users(i) / U)`` of the
-    recommended items, from the training sequences.
+    must never produce one). Coverage, serendipity and novelty follow Harte et al.'s definitions
+    (:mod:`tidrec.beyond_accuracy`), so ``tidrec.evaluate`` and ``tidrec.compare`` report the same
+    numbers.
     """
-    num_items = dataset.num_items
+    from tidrec.beyond_accuracy import beyond_accuracy
+
     real = ranked[ranked != -1]
-    invalid = (real < 0) | (real >= num_items)
-    top = ranked[:, :at]
-    valid_top = top[(top >= 0) & (top < num_items)]
-    train = dataset.train_sequences()
-    users_per_item = np.zeros(num_items, dtype=np.int64)
-    for sequence in train:
-        users_per_item[np.unique(sequence)] += 1
-    share = np.maximum(users_per_item, 1) / max(1, dataset.num_users)
+    invalid = (real < 0) | (real >= dataset.num_items)
     return {
         "invalid_rate": float(invalid.mean()) if len(real) else 0.0,
         "pad_rate": float((ranked == -1).mean()) if ranked.size else 0.0,
-        f"coverage@{at}": float(len(np.unique(valid_top)) / max(1, num_items)),
-        f"novelty@{at}": float(-np.log2(share[valid_top]).mean()) if len(valid_top) else 0.0,
+        **beyond_accuracy(ranked, targets, dataset, k=at),
     }
 
 
@@ -112,7 +108,7 @@ class EvalResult:
     users: int
     """Users evaluated (one target each)."""
     metrics: dict[str, float] = field(default_factory=dict)
-    """Recall@k, NDCG@k, MRR, invalid_rate, pad_rate, coverage@10, novelty@10."""
+    """Recall@k, NDCG@k, MRR, invalid_rate, pad_rate, coverage@10, serendipity@10, novelty@10."""
     seconds: float = 0.0
     """Wall time spent producing the ranked lists."""
 
@@ -187,7 +183,7 @@ def evaluate(
             bar.update(len(rows))
     seconds = time.perf_counter() - start
     ranked = np.concatenate(lists) if lists else np.zeros((0, k), dtype=np.int64)
-    metrics = {**ranking_metrics(ranked, data.targets), **list_metrics(ranked, dataset)}
+    metrics = {**ranking_metrics(ranked, data.targets), **list_metrics(ranked, data.targets, dataset)}
     return EvalResult(model_name, dataset.name, split, exclude_history, len(data), metrics, seconds)
 
 
