@@ -24,6 +24,7 @@ def test_trains_and_beats_popularity_on_ordered_data(successor, tmp_path, model)
     best = fit_baseline(tiny_fit_config(tmp_path, model, d_model=width), successor, out)
     assert best == out / "best.ckpt" and best.is_file()
     assert (out / "metrics.csv").is_file() and (out / "curves.png").is_file()
+    assert "train/lr" in (out / "metrics.csv").read_text().splitlines()[0]
     info = json.loads((out / "train_info.json").read_text())
     assert info["train_seconds"] > 0 and info["best_val_ndcg10"] > 0.5
 
@@ -92,3 +93,29 @@ def test_resume_adds_to_the_recorded_training_time(successor, tmp_path):
     fit_baseline(tiny_fit_config(tmp_path, "sasrec", max_epochs=2, resume=True), successor, out)
     info = json.loads((out / "train_info.json").read_text())
     assert info["epochs"] == 2 and info["train_seconds"] > first
+
+
+def test_learning_rate_is_cut_only_when_validation_ndcg_stalls():
+    from tidrec.baselines.sequential import SequenceModule
+
+    config = resolve_preset("sasrec", object()).model_config(num_items=10)
+    module = SequenceModule(
+        architecture="sasrec",
+        config=config,
+        model_name="sasrec",
+        dataset_hash="h",
+        lr=1e-3,
+        lr_plateau_patience=1,
+        lr_plateau_factor=0.5,
+    )
+    setup = module.configure_optimizers()
+    optimizer, scheduler = setup["optimizer"], setup["lr_scheduler"]["scheduler"]
+    assert setup["lr_scheduler"]["monitor"] == "val/ndcg@10"
+    for ndcg in (0.10, 0.12, 0.14, 0.16):  # rising: the rate stays
+        scheduler.step(ndcg)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    for ndcg in (0.15, 0.15):  # two validations below the best with patience 1: one cut
+        scheduler.step(ndcg)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+    constant = SequenceModule(architecture="sasrec", config=config, model_name="s", dataset_hash="h")
+    assert isinstance(constant.configure_optimizers(), torch.optim.AdamW)

@@ -33,6 +33,10 @@ class SequencePreset:
     """Dropout rate."""
     lr: float = 1e-3
     """AdamW learning rate."""
+    lr_plateau_patience: int | None = 2
+    """Validations without NDCG@10 improvement before the rate is cut (None: constant rate)."""
+    lr_plateau_factor: float = 0.3
+    """What the rate is multiplied by at each cut (it never falls below lr / 100)."""
     batch_size: int = 128
     """Users per training batch."""
     max_epochs: int = 200

@@ -119,6 +119,8 @@ class SequenceModule(L.LightningModule):
         dataset_hash: str,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        lr_plateau_patience: int | None = None,
+        lr_plateau_factor: float = 0.3,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -127,6 +129,7 @@ class SequenceModule(L.LightningModule):
     def training_step(self, windows: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(windows)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(windows))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(windows))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -137,10 +140,24 @@ class SequenceModule(L.LightningModule):
         self.log("val/ndcg@10", ndcg.mean(), prog_bar=True, batch_size=size)
         self.log("val/recall@10", recall.mean(), batch_size=size)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        """AdamW; with ``lr_plateau_patience`` set, the rate shrinks when validation NDCG@10 stalls."""
+        optimizer = torch.optim.AdamW(
             self.parameters(), lr=self.hparams.lr, betas=(0.9, 0.98), weight_decay=self.hparams.weight_decay
         )
+        patience = self.hparams.get("lr_plateau_patience")
+        if patience is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="max",
+            factor=self.hparams.get("lr_plateau_factor", 0.3),
+            patience=patience,
+            min_lr=self.hparams.lr / 100,
+        )
+        # Not strict: a run stopped by its time cap mid-epoch has no validation score to step on.
+        monitor = {"scheduler": scheduler, "monitor": "val/ndcg@10", "interval": "epoch", "strict": False}
+        return {"optimizer": optimizer, "lr_scheduler": monitor}
 
 
 def train_loader(

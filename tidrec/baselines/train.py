@@ -55,6 +55,8 @@ def train_sequence_model(
         dataset_hash=dataset.content_hash,
         lr=preset.lr,
         weight_decay=getattr(train_config, "weight_decay", 0.0),
+        lr_plateau_patience=preset.lr_plateau_patience,
+        lr_plateau_factor=preset.lr_plateau_factor,
     )
     info: dict[str, Any] = {"preset": dataclasses.asdict(preset)}
     if preset.text_init:
