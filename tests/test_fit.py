@@ -209,3 +209,17 @@ def test_wandb_is_added_on_request(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     trainer = make_trainer(TrainConfig(accelerator="cpu", logger="wandb"), tmp_path)
     assert [type(lg).__name__ for lg in trainer.loggers] == ["MetricsCSVLogger", "WandbLogger"]
+
+
+def test_training_time_adds_up_over_resumes_and_survives_a_killed_segment(tmp_path):
+    from tidrec.training import record_training
+
+    info = tmp_path / "train_info.json"
+    record_training(tmp_path, "sasrec", 100.0, resumed=False, epochs=3)
+    record_training(tmp_path, "sasrec", 50.0, resumed=True)  # a clean resume adds its segment
+    assert json.loads(info.read_text())["train_seconds"] == 150.0
+    # a segment killed before it could record: the max-time timer in the checkpoint still counts it
+    record_training(tmp_path, "sasrec", 20.0, resumed=True, timer_seconds=400.0)
+    assert json.loads(info.read_text())["train_seconds"] == 400.0
+    record_training(tmp_path, "sasrec", 30.0, resumed=False, timer_seconds=None)  # a fresh run starts over
+    assert json.loads(info.read_text()) == {"model": "sasrec", "train_seconds": 30.0}

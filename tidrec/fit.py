@@ -25,7 +25,15 @@ from tidrec.cli import run as run_cli
 from tidrec.data.dataset import Dataset, Split, load_dataset
 from tidrec.errors import ConfigError, InputError
 from tidrec.model import ModelConfig, TigerModule, cpu_model, decoder_labels, encoder_inputs, tiger_model
-from tidrec.training import TrainConfig, make_trainer, plot_curves, record_training, resume_path, uses_gpu
+from tidrec.training import (
+    TrainConfig,
+    make_trainer,
+    plot_curves,
+    record_training,
+    resume_path,
+    timer_seconds,
+    uses_gpu,
+)
 from tidrec.vocab import Vocab
 from tokenizer.sid_table import SidTable
 
@@ -352,6 +360,7 @@ def fit(config: FitConfig) -> Path:
             config.model,
             seconds,
             resumed=config.resume,
+            timer_seconds=timer_seconds(trainer),
             preset=config.resolved_preset,
             epochs=trainer.current_epoch,
             best_val_ndcg10=float(score) if score is not None else None,

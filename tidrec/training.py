@@ -16,7 +16,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
@@ -238,8 +238,21 @@ def plot_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     return png
 
 
-def record_training(out_dir: Path, model: str, seconds: float, *, resumed: bool, **info: Any) -> Path:
-    """Write ``<out_dir>/train_info.json``; a resumed run adds the seconds its earlier segments took."""
+def record_training(
+    out_dir: Path,
+    model: str,
+    seconds: float,
+    *,
+    resumed: bool,
+    timer_seconds: float | None = None,
+    **info: Any,
+) -> Path:
+    """Write ``<out_dir>/train_info.json`` with the model's total training seconds.
+
+    A resumed run adds the seconds its earlier segments recorded. A run that was killed never
+    recorded its segment, but Lightning's ``--max-time`` timer carries it in the checkpoint
+    (``timer_seconds``, see :func:`timer_seconds`), so the larger of the two totals is kept.
+    """
     path = Path(out_dir) / TRAIN_INFO
     earlier = 0.0
     if resumed and path.is_file():
@@ -247,4 +260,11 @@ def record_training(out_dir: Path, model: str, seconds: float, *, resumed: bool,
             earlier = float(json.loads(path.read_text()).get("train_seconds") or 0.0)
         except (json.JSONDecodeError, TypeError, ValueError):
             earlier = 0.0
-    return write_json(path, {"model": model, "train_seconds": round(seconds + earlier, 2), **info})
+    total = max(seconds + earlier, timer_seconds or 0.0)
+    return write_json(path, {"model": model, "train_seconds": round(total, 2), **info})
+
+
+def timer_seconds(trainer: L.Trainer) -> float | None:
+    """Training seconds on the ``--max-time`` timer, earlier (resumed) segments included; None without one."""
+    timers = [callback for callback in trainer.callbacks if isinstance(callback, Timer)]
+    return timers[0].time_elapsed("train") if timers else None

@@ -66,7 +66,9 @@ def fit_baseline(config: Any, dataset: Dataset, out_dir: str | Path) -> Path:
     seconds = time.perf_counter() - start
     from tidrec.training import record_training
 
-    record_training(out_dir, name, seconds, resumed=bool(getattr(config, "resume", False)), **info)
+    resumed = bool(getattr(config, "resume", False))
+    timer = info.pop("timer_seconds", None)
+    record_training(out_dir, name, seconds, resumed=resumed, timer_seconds=timer, **info)
     return path
 
 

@@ -35,9 +35,10 @@ def train_sequence_model(
         embeddings: (I, E) item text embeddings, required when ``preset.text_init``.
 
     Returns:
-        The best checkpoint and a summary (epochs run, best validation NDCG@10, PCA scale).
+        The best checkpoint and a summary (epochs run, best validation NDCG@10, PCA scale, and the
+        ``--max-time`` timer's seconds for :func:`~tidrec.training.record_training`).
     """
-    from tidrec.training import make_trainer, plot_curves, resume_path
+    from tidrec.training import make_trainer, plot_curves, resume_path, timer_seconds
 
     train_config = dataclasses.replace(
         train_config,
@@ -76,7 +77,11 @@ def train_sequence_model(
     if (out_dir / "metrics.csv").is_file():
         plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-    info.update(epochs=trainer.current_epoch, best_val_ndcg10=float(score) if score is not None else None)
+    info.update(
+        epochs=trainer.current_epoch,
+        best_val_ndcg10=float(score) if score is not None else None,
+        timer_seconds=timer_seconds(trainer),
+    )
     return best, info
 
 
