@@ -119,3 +119,6 @@ def test_learning_rate_is_cut_only_when_validation_ndcg_stalls():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
     constant = SequenceModule(architecture="sasrec", config=config, model_name="s", dataset_hash="h")
     assert isinstance(constant.configure_optimizers(), torch.optim.AdamW)
+    # BERT4Rec's cloze objective is flat for its first epochs, so its presets keep a constant rate
+    assert resolve_preset("bert4rec", object()).lr_plateau_patience is None
+    assert resolve_preset("llm2sasrec", object()).lr_plateau_patience == 2
