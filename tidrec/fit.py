@@ -86,6 +86,9 @@ class FitConfig(TrainConfig):
     """Sequence length of the SASRec/BERT4Rec baselines (their preset when None)."""
     loss: str | None = None
     """Loss of a baseline that offers several (its preset when None)."""
+    windows: Literal["last", "random"] | None = None
+    """SASRec/BERT4Rec training window per user and epoch: last (the most recent max-len items,
+    the preset) or random (a full-length stretch ending anywhere, so long histories are used whole)."""
     user_buckets: int | None = None
     """Hashed user tokens of the generative model, 0 for none (preset: 2000 tiger, 0 cpu)."""
     positions_per_user: int | None = None

@@ -122,3 +122,20 @@ def test_learning_rate_is_cut_only_when_validation_ndcg_stalls():
     # BERT4Rec's cloze objective is flat for its first epochs, so its presets keep a constant rate
     assert resolve_preset("bert4rec", object()).lr_plateau_patience is None
     assert resolve_preset("llm2sasrec", object()).lr_plateau_patience == 2
+
+
+def test_random_windows_cover_old_items_of_long_histories():
+    from tidrec.baselines.sequential import WindowData
+
+    long, short = np.arange(20), np.arange(100, 104)
+    last = WindowData([long, short], width=5, min_items=2)
+    assert last[0].tolist() == [16, 17, 18, 19, 20]  # tokens are item_idx + 1
+    torch.manual_seed(0)
+    data = WindowData([long, short], width=5, min_items=2, windows="random")
+    windows = [data[0].tolist() for _ in range(200)]
+    for window in windows:  # always a full, contiguous stretch of the history
+        assert len(window) == 5 and np.all(np.diff(window) == 1) and 1 <= window[0] <= 16
+    assert {w[0] for w in windows} == set(range(1, 17))  # every start, the oldest items included
+    assert data[1].tolist() == [0, 101, 102, 103, 104]  # a short history is used whole, as before
+    with pytest.raises(ValueError, match="windows"):
+        WindowData([long], width=5, min_items=2, windows="first")

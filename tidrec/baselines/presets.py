@@ -31,6 +31,8 @@ class SequencePreset:
     """Attention heads."""
     dropout: float = 0.2
     """Dropout rate."""
+    windows: Literal["last", "random"] = "last"
+    """Training window per user and epoch: the most recent items, or a random full-length stretch."""
     lr: float = 1e-3
     """AdamW learning rate."""
     lr_plateau_patience: int | None = 2
@@ -88,7 +90,7 @@ PRESETS = {
 }
 """Model name -> preset builder."""
 
-OVERRIDABLE = ("max_len", "d_model", "num_layers", "num_heads", "dropout", "lr", "batch_size")
+OVERRIDABLE = ("max_len", "d_model", "num_layers", "num_heads", "dropout", "lr", "batch_size", "windows")
 """Generic ``FitConfig`` fields that replace the preset's value when not None."""
 
 

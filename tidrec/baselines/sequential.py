@@ -70,16 +70,31 @@ def ndcg_recall_at(
 
 
 class WindowData(torch.utils.data.Dataset):
-    """Each user's most recent training items, as one left-padded window of tokens."""
+    """One left-padded window of tokens per user (users with fewer than ``min_items`` are skipped).
 
-    def __init__(self, sequences: list[np.ndarray], width: int, min_items: int) -> None:
-        self.windows = left_pad([s for s in sequences if len(s) >= min_items], width)  # (U', W)
+    ``windows="last"`` gives each user's most recent ``width`` training items every epoch (the
+    standard). ``"random"`` gives a history longer than ``width`` a full window ending at a random
+    position each time it is drawn, so items older than the last ``width`` are trained on too.
+    """
+
+    def __init__(
+        self, sequences: list[np.ndarray], width: int, min_items: int, *, windows: str = "last"
+    ) -> None:
+        if windows not in ("last", "random"):
+            raise ValueError(f"windows must be 'last' or 'random', got {windows!r}")
+        self.sequences = [s for s in sequences if len(s) >= min_items]
+        self.width, self.windows = width, windows
+        self.last = left_pad(self.sequences, width)  # (U', W)
 
     def __len__(self) -> int:
-        return len(self.windows)
+        return len(self.sequences)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.windows[index]
+        sequence = self.sequences[index]
+        if self.windows == "last" or len(sequence) <= self.width:
+            return self.last[index]
+        end = int(torch.randint(self.width, len(sequence) + 1, ()))  # global RNG: seeded by Lightning
+        return left_pad([sequence[end - self.width : end]], self.width)[0]  # (W,)
 
 
 class SplitData(torch.utils.data.Dataset):
@@ -161,12 +176,17 @@ class SequenceModule(L.LightningModule):
 
 
 def train_loader(
-    module: SequenceModule, sequences: list[np.ndarray], *, batch_size: int, seed: int
+    module: SequenceModule,
+    sequences: list[np.ndarray],
+    *,
+    batch_size: int,
+    seed: int,
+    windows: str = "last",
 ) -> DataLoader:
     """Shuffled windows of the users' training sequences (users with too few items are skipped)."""
     model = module.model
     width = model.config.max_len + model.train_width_extra
-    data = WindowData(sequences, width, min_items=1 + model.train_width_extra)
+    data = WindowData(sequences, width, min_items=1 + model.train_width_extra, windows=windows)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
 

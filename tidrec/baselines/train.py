@@ -68,7 +68,11 @@ def train_sequence_model(
     trainer.fit(
         module,
         train_dataloaders=train_loader(
-            module, dataset.train_sequences(), batch_size=preset.batch_size, seed=preset.seed
+            module,
+            dataset.train_sequences(),
+            batch_size=preset.batch_size,
+            seed=preset.seed,
+            windows=preset.windows,
         ),
         val_dataloaders=split_loader(module, validation_split(dataset, train_config), dataset.num_items),
         ckpt_path=resume_path(train_config, out_dir),
