@@ -223,3 +223,26 @@ def test_training_time_adds_up_over_resumes_and_survives_a_killed_segment(tmp_pa
     assert json.loads(info.read_text())["train_seconds"] == 400.0
     record_training(tmp_path, "sasrec", 30.0, resumed=False, timer_seconds=None)  # a fresh run starts over
     assert json.loads(info.read_text()) == {"model": "sasrec", "train_seconds": 30.0}
+
+
+def test_curves_average_step_losses_per_epoch_and_follow_the_learning_rate(tmp_path):
+    from tidrec.training import curves, plot_curves, read_metrics
+
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text(
+        "epoch,step,train/loss,train/lr,val/ndcg@10\n"
+        "0,9,4.0,0.001,\n0,19,2.0,0.001,\n0,19,,,0.10\n"
+        "1,29,1.0,0.0003,\n1,39,1.0,0.0003,\n1,39,,,0.20\n"
+    )
+    losses, scores, rates = curves(read_metrics(metrics))
+    assert losses == {"train/loss": [(0.0, 3.0), (1.0, 1.0)]}  # baselines log the loss per step
+    assert scores == {"val/ndcg@10": [(0.0, 0.10), (1.0, 0.20)]}
+    assert rates == [(0.0, 0.001), (1.0, 0.0003)]
+    # the generative model logs a per-epoch aggregate beside the step values: that one is drawn
+    aggregated = {
+        "train/loss": [(0.0, 9.0)],
+        "train/loss_epoch": [(0.0, 5.0)],
+        "train/loss_step": [(0.0, 9.0)],
+    }
+    assert curves(aggregated)[0] == {"train/loss": [(0.0, 5.0)]}
+    assert plot_curves(metrics, tmp_path / "curves.png").stat().st_size > 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
@@ -208,6 +209,34 @@ def read_metrics(metrics_csv: str | Path) -> dict[str, list[tuple[float, float]]
     return series
 
 
+def _per_epoch(points: list[tuple[float, float]], reduce: Any) -> list[tuple[float, float]]:
+    """One (epoch, reduce(values)) pair per epoch, for series logged several times an epoch."""
+    by_epoch: dict[float, list[float]] = {}
+    for epoch, value in points:
+        by_epoch.setdefault(epoch, []).append(value)
+    return [(epoch, float(reduce(values))) for epoch, values in sorted(by_epoch.items())]
+
+
+Series = list[tuple[float, float]]
+"""(epoch, value) pairs."""
+
+
+def curves(series: dict[str, Series]) -> tuple[dict[str, Series], dict[str, Series], Series]:
+    """What ``plot_curves`` draws: per-epoch losses, validation scores, and the learning rate.
+
+    A loss logged at every step is averaged per epoch, unless Lightning's ``<name>_epoch``
+    aggregate exists (then that is used); the rate is the last one logged in each epoch.
+    """
+    losses = {}
+    for name, points in series.items():
+        if "loss" not in name or name.endswith("_step") or f"{name}_epoch" in series:
+            continue
+        losses[name.removesuffix("_epoch")] = _per_epoch(points, np.mean)
+    scores = {n: v for n, v in series.items() if n.startswith("val/") and "loss" not in n}
+    rates = _per_epoch(series.get("train/lr", []), lambda values: values[-1])
+    return losses, scores, rates
+
+
 def plot_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     """Training and validation curves per epoch: losses on the left, validation metrics on the right."""
     import matplotlib
@@ -215,11 +244,7 @@ def plot_curves(metrics_csv: str | Path, png: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = read_metrics(metrics_csv)
-    losses = {
-        n: v for n, v in series.items() if "loss" in n and not n.endswith("_step") and n != "train/loss"
-    }
-    scores = {n: v for n, v in series.items() if n.startswith("val/") and "loss" not in n}
+    losses, scores, rates = curves(read_metrics(metrics_csv))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for axis, group, title in ((left, losses, "loss"), (right, scores, "validation")):
         for name, points in sorted(group.items()):
@@ -229,7 +254,13 @@ def plot_curves(metrics_csv: str | Path, png: str | Path) -> Path:
         axis.set_title(title)
         axis.grid(alpha=0.3)
         if group:
-            axis.legend()
+            axis.legend(loc="upper left" if axis is left else "best")
+    if rates:  # the learning rate at each epoch's end, on its own log axis
+        epochs, values = zip(*rates, strict=True)
+        rate_axis = left.twinx()
+        rate_axis.plot([e + 1 for e in epochs], values, color="gray", linestyle="--", label="learning rate")
+        rate_axis.set_yscale("log")
+        rate_axis.legend(loc="upper right")
     fig.tight_layout()
     png = Path(png)
     with atomic_path(png) as tmp:
