@@ -20,3 +20,11 @@ def test_interrupted_write_leaves_previous_file_and_no_temp(tmp_path):
 def test_write_creates_parent_folders(tmp_path):
     write_json(tmp_path / "a" / "b.json", {"x": [1, 2]})
     assert json.loads((tmp_path / "a" / "b.json").read_text()) == {"x": [1, 2]}
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    target = tmp_path / "results.json"
+    write_json(target, {"a": 1})
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's owner-only 0600

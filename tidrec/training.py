@@ -292,7 +292,8 @@ def record_training(
         except (json.JSONDecodeError, TypeError, ValueError):
             earlier = 0.0
     total = max(seconds + earlier, timer_seconds or 0.0)
-    return write_json(path, {"model": model, "train_seconds": round(total, 2), **info})
+    write_json(path, {"model": model, "train_seconds": round(total, 2), **info})
+    return path
 
 
 def timer_seconds(trainer: L.Trainer) -> float | None:
