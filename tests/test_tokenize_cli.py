@@ -56,7 +56,10 @@ def test_tiny_end_to_end_run_writes_all_artifacts(files, tmp_path, capsys):
     argv = flags(files, tmp_path / "run", "--levels", "2", "--codebook-size", "4", "--collision-size", "8",
                  "--rqvae-epochs", "3", "--rqvae-hidden-dims", "16", "--rqvae-latent-dim", "4")  # fmt: skip
     assert main(argv) == 0
-    assert "unique tuples before collision code" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "unique tuples before collision code" in out and "RQ-VAE" in err  # the progress bar
+    assert main([*argv, "--progress", "false"]) == 0
+    assert "RQ-VAE" not in capsys.readouterr().err  # logs stay clean with --progress false
     folder = tmp_path / "run" / "tokenizer"
     assert sorted(p.name for p in folder.iterdir()) == [
         "code_usage.png",

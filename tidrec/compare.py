@@ -104,7 +104,7 @@ def train_model(config: CompareConfig, model: str) -> float:
     if model == "tiger" and not (config.run / "tokenizer" / "sids.parquet").is_file():
         from tidrec.tokenize import TokenizeConfig, tokenize_run
 
-        tokenize_run(TokenizeConfig(**_data_options(config), out=config.run))
+        tokenize_run(TokenizeConfig(**_data_options(config), out=config.run, progress=config.progress))
     accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "gpu"}[config.device]
     fit_config = FitConfig(
         run=config.run,

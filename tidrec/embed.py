@@ -79,6 +79,7 @@ def embed_texts(
     cache_dir: Path | None = None,
     batch_size: int = 64,
     device: str = "auto",
+    progress: bool = True,
 ) -> np.ndarray:
     """Embed ``texts`` with a sentence-transformers model, reusing a cached result when present.
 
@@ -88,6 +89,7 @@ def embed_texts(
         cache_dir: folder for ``<model-slug>-<texthash>.npy``; ``None`` disables caching.
         batch_size: texts per forward pass.
         device: ``auto``, ``cpu`` or ``cuda``.
+        progress: show the encoding progress bar.
 
     Returns:
         (N, D) float32 embeddings, row i for ``texts[i]``.
@@ -104,7 +106,7 @@ def embed_texts(
             return cached
     encoder = load_model(model, str(resolve_device(device)))
     embeddings = encoder.encode(
-        texts, batch_size=batch_size, show_progress_bar=True, convert_to_numpy=True
+        texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True
     ).astype(np.float32)  # (N, D)
     if path is not None:
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -68,6 +68,8 @@ class TokenizeConfig(DataConfig):
     """RQ-VAE commitment weight."""
     kmeans_iterations: int = RqVaeConfig.kmeans_iterations
     """Lloyd iterations per k-means (RQ-VAE codebook initialisation and residual k-means)."""
+    progress: bool = True
+    """Show progress bars."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Device for embedding and RQ-VAE training (CPU runs are deterministic for a seed)."""
 
@@ -107,8 +109,8 @@ def build_tokenizer(config: TokenizeConfig) -> SidTokenizer:
     """An unfitted tokenizer of the configured kind."""
     tokenizer_config = config.tokenizer_config()
     if isinstance(tokenizer_config, ResidualKMeansConfig):
-        return ResidualKMeansTokenizer(tokenizer_config, device=config.device)
-    return RqVaeTokenizer(tokenizer_config, device=config.device)
+        return ResidualKMeansTokenizer(tokenizer_config, device=config.device, progress=config.progress)
+    return RqVaeTokenizer(tokenizer_config, device=config.device, progress=config.progress)
 
 
 def tokenize_embeddings(
@@ -201,6 +203,7 @@ def tokenize_run(config: TokenizeConfig) -> SidTable:
         cache_dir=config.cache_dir(),
         batch_size=config.embedding_batch_size,
         device=config.device,
+        progress=config.progress,
     )  # (I, D)
     provenance = {
         "embedding_model": config.embedding_model,

@@ -39,8 +39,9 @@ class ResidualKMeansTokenizer:
 
     kind = "rkmeans"
 
-    def __init__(self, config: ResidualKMeansConfig, *, device: str = "auto") -> None:  # faiss: CPU
-        self.config = config
+    def __init__(self, config: ResidualKMeansConfig, *, device: str = "auto", progress: bool = True) -> None:
+        self.config = config  # faiss k-means runs on the CPU whatever the device
+        self.progress = progress
         self.codebooks: list[np.ndarray] = []  # L arrays (V, D)
 
     @property
@@ -51,7 +52,9 @@ class ResidualKMeansTokenizer:
         """Fit each level's k-means in turn on the residuals of the previous levels."""
         residual = as_float_matrix(embeddings).copy()  # (N, D)
         self.codebooks = []
-        for level in tqdm(range(self.config.levels), desc="residual k-means", unit="level"):
+        for level in tqdm(
+            range(self.config.levels), desc="residual k-means", unit="level", disable=not self.progress
+        ):
             centroids = kmeans(
                 residual,
                 self.config.codebook_size,

@@ -151,8 +151,9 @@ class RqVaeTokenizer:
 
     kind = "rqvae"
 
-    def __init__(self, config: RqVaeConfig, *, device: str = "auto") -> None:
+    def __init__(self, config: RqVaeConfig, *, device: str = "auto", progress: bool = True) -> None:
         self.config = config
+        self.progress = progress
         self.device = resolve_device(device)
         self.model: RqVae | None = None
         self.history: list[dict[str, float]] = []
@@ -185,7 +186,7 @@ class RqVaeTokenizer:
         )
         generator = torch.Generator().manual_seed(seed)
         self.history, reseeded = [], 0
-        bar = tqdm(range(cfg.epochs), desc="RQ-VAE", unit="epoch")
+        bar = tqdm(range(cfg.epochs), desc="RQ-VAE", unit="epoch", disable=not self.progress)
         for epoch in bar:
             model.train()
             counts = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.int64, device=self.device)
