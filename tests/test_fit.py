@@ -246,3 +246,11 @@ def test_curves_average_step_losses_per_epoch_and_follow_the_learning_rate(tmp_p
     }
     assert curves(aggregated)[0] == {"train/loss": [(0.0, 5.0)]}
     assert plot_curves(metrics, tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_baseline_only_options_are_refused_for_tiger(tmp_path, capsys):
+    make_run(tmp_path)
+    assert main(["--run", str(tmp_path), "--windows", "random", "--progress", "false"]) == 2
+    assert "--windows: options of the SASRec/BERT4Rec baselines, not of tiger" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--max-len, --loss"):
+        fit(FitConfig(run=tmp_path, max_len=50, loss="bce"))

@@ -37,6 +37,9 @@ def test_run_folder_is_out_and_cpu_preset_gets_a_budget(tmp_path):
     assert config.run == tmp_path
     assert config.fit_config("tiger").max_time is not None
     assert config.fit_config("pop").model == "pop"
+    baseline_options = RunConfig(out=tmp_path, preset="cpu", max_len=50, windows="random")
+    assert baseline_options.fit_config("sasrec").max_len == 50  # the baselines get them ...
+    assert baseline_options.fit_config("tiger").windows is None  # ... the generative model does not
     with pytest.raises(ConfigError, match="--baselines"):
         RunConfig(out=tmp_path, baselines=("nope",))
 

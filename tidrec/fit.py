@@ -54,6 +54,10 @@ TIGER_BATCH_SIZE = 256
 """The tiger preset's training batch."""
 
 
+BASELINE_ONLY = ("max_len", "loss", "windows")
+"""FitConfig fields that only the SASRec/BERT4Rec baselines read."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class FitConfig(TrainConfig):
     """Options of ``python -m tidrec.fit``; size fields left None take the preset's value."""
@@ -332,6 +336,9 @@ def fit(config: FitConfig) -> Path:
         from tidrec.baselines import fit_baseline
 
         return fit_baseline(config, load_dataset(config.run / "data"), out_dir)
+    given = [f"--{name.replace('_', '-')}" for name in BASELINE_ONLY if getattr(config, name) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: options of the SASRec/BERT4Rec baselines, not of tiger")
     dataset, sids = load_run_inputs(config.run)
     L.seed_everything(config.seed, verbose=False)
     model_cfg = model_config(config)

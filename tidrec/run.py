@@ -17,7 +17,7 @@ from tidrec.cli import run as run_cli
 from tidrec.data.dataset import load_dataset
 from tidrec.errors import ConfigError
 from tidrec.evaluate import EvalResult, evaluate, load_recommender, markdown_table, save_result
-from tidrec.fit import MODELS, FitConfig, fit
+from tidrec.fit import BASELINE_ONLY, MODELS, FitConfig, fit
 from tidrec.io import write_json, write_text
 from tidrec.tokenize import TokenizeConfig, tokenize_run
 
@@ -57,6 +57,8 @@ class RunConfig(TokenizeConfig, FitConfig):
         """The FitConfig of one model of this run."""
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(FitConfig) if f.init}
         values.update(run=self.out, model=model)
+        if model == "tiger":  # the baselines' own options do not reach the generative model
+            values.update({name: None for name in BASELINE_ONLY})
         if model == "tiger" and self.max_time is None and self.resolved_preset == "cpu":
             values["max_time"] = CPU_FIT_MINUTES
         return FitConfig(**values)
