@@ -54,7 +54,7 @@ TIGER_BATCH_SIZE = 256
 """The tiger preset's training batch."""
 
 
-BASELINE_ONLY = ("max_len", "loss", "windows")
+BASELINE_ONLY = ("max_len", "loss", "windows", "lr_plateau_patience", "lr_plateau_factor")
 """FitConfig fields that only the SASRec/BERT4Rec baselines read."""
 
 
@@ -93,6 +93,11 @@ class FitConfig(TrainConfig):
     windows: Literal["last", "random"] | None = None
     """SASRec/BERT4Rec training window per user and epoch: last (the most recent max-len items,
     the preset) or random (a full-length stretch ending anywhere, so long histories are used whole)."""
+    lr_plateau_patience: int | None = None
+    """SASRec/BERT4Rec: validations without NDCG@10 improvement tolerated before the rate is cut;
+    0: a constant rate (preset: 2 for the SASRec types, constant for the BERT4Rec types)."""
+    lr_plateau_factor: float | None = None
+    """SASRec/BERT4Rec: what the rate is multiplied by at each cut (preset: 0.3)."""
     user_buckets: int | None = None
     """Hashed user tokens of the generative model, 0 for none (preset: 2000 tiger, 0 cpu)."""
     positions_per_user: int | None = None
@@ -120,7 +125,9 @@ class FitConfig(TrainConfig):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        for name in ("positions_per_user", "user_buckets"):
+        if self.lr_plateau_factor is not None and not 0.0 < self.lr_plateau_factor < 1.0:
+            raise ConfigError(f"--lr-plateau-factor must be in (0, 1), got {self.lr_plateau_factor}")
+        for name in ("positions_per_user", "user_buckets", "lr_plateau_patience"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")

@@ -122,6 +122,16 @@ def test_learning_rate_is_cut_only_when_validation_ndcg_stalls():
     # BERT4Rec's cloze objective is flat for its first epochs, so its presets keep a constant rate
     assert resolve_preset("bert4rec", object()).lr_plateau_patience is None
     assert resolve_preset("llm2sasrec", object()).lr_plateau_patience == 2
+    from tidrec.fit import FitConfig
+
+    def flags(**given):
+        return resolve_preset("sasrec", FitConfig(run=".", model="sasrec", **given))
+
+    assert flags(lr_plateau_patience=0).lr_plateau_patience is None  # 0 on the command line: constant
+    tuned = flags(lr_plateau_patience=5, lr_plateau_factor=0.5)
+    assert (tuned.lr_plateau_patience, tuned.lr_plateau_factor) == (5, 0.5)
+    with pytest.raises(ConfigError, match="--lr-plateau-factor"):
+        FitConfig(run=".", model="sasrec", lr_plateau_factor=1.5)
 
 
 def test_random_windows_cover_old_items_of_long_histories():

@@ -36,7 +36,7 @@ class SequencePreset:
     lr: float = 1e-3
     """AdamW learning rate."""
     lr_plateau_patience: int | None = 2
-    """Validations without NDCG@10 improvement before the rate is cut (None: constant rate)."""
+    """Validations without NDCG@10 improvement tolerated before the rate is cut (None: constant rate)."""
     lr_plateau_factor: float = 0.3
     """What the rate is multiplied by at each cut (it never falls below lr / 100)."""
     batch_size: int = 128
@@ -90,7 +90,17 @@ PRESETS = {
 }
 """Model name -> preset builder."""
 
-OVERRIDABLE = ("max_len", "d_model", "num_layers", "num_heads", "dropout", "lr", "batch_size", "windows")
+OVERRIDABLE = (
+    "max_len",
+    "d_model",
+    "num_layers",
+    "num_heads",
+    "dropout",
+    "lr",
+    "batch_size",
+    "windows",
+    "lr_plateau_factor",
+)
 """Generic ``FitConfig`` fields that replace the preset's value when not None."""
 
 
@@ -108,6 +118,8 @@ def resolve_preset(name: str, config: Any) -> SequencePreset:
     preset = PRESETS[name]()
     fields = (*OVERRIDABLE, "max_epochs", "patience", "seed")
     changes = {f: getattr(config, f) for f in fields if getattr(config, f, None) is not None}
+    if getattr(config, "lr_plateau_patience", None) is not None:  # 0: a constant rate
+        changes["lr_plateau_patience"] = config.lr_plateau_patience or None
     loss = getattr(config, "loss", None)
     if loss is not None and loss in ("ce", "bce"):
         if preset.architecture != "sasrec" and loss == "bce":
