@@ -209,16 +209,16 @@ def read_metrics(metrics_csv: str | Path) -> dict[str, list[tuple[float, float]]
     return series
 
 
-def _per_epoch(points: list[tuple[float, float]], reduce: Any) -> list[tuple[float, float]]:
+Series = list[tuple[float, float]]
+"""(epoch, value) pairs."""
+
+
+def _per_epoch(points: Series, reduce: Any) -> Series:
     """One (epoch, reduce(values)) pair per epoch, for series logged several times an epoch."""
     by_epoch: dict[float, list[float]] = {}
     for epoch, value in points:
         by_epoch.setdefault(epoch, []).append(value)
     return [(epoch, float(reduce(values))) for epoch, values in sorted(by_epoch.items())]
-
-
-Series = list[tuple[float, float]]
-"""(epoch, value) pairs."""
 
 
 def curves(series: dict[str, Series]) -> tuple[dict[str, Series], dict[str, Series], Series]:
