@@ -77,3 +77,15 @@ def test_markdown_table_formats_times():
     row = {"model": "m", "recall@10": 0.5, "ndcg@10": 0.25, "coverage@10": 0.1, "serendipity@10": 0.0}
     text = markdown([{**row, "novelty@10": 9.0, "train_seconds": 150.0}], k=10, header="h")
     assert "| m | 0.5000 | 0.2500 | 0.1000 | 0.0000 | 9.0000 | 2.5 min |" in text
+    text = markdown([{**row, "novelty@10": 9.0, "ndcg@10_se": 0.0123}], k=10, header="h")
+    assert "| 0.2500 ± 0.0123 |" in text
+
+
+def test_standard_errors_match_a_hand_computed_case():
+    from tidrec.evaluate import standard_errors
+
+    ranked = np.array([[5, 1, 2], [1, 2, 3], [4, 4, 4], [9, 8, 7]])
+    targets = np.array([5, 2, 0, 0])  # ranks 0 and 1, then two misses
+    errors = standard_errors(ranked, targets, k=3)
+    assert errors["recall@3_se"] == pytest.approx(np.std([1, 1, 0, 0], ddof=1) / 2)
+    assert errors["ndcg@3_se"] == pytest.approx(np.std([1.0, 1 / np.log2(3), 0, 0], ddof=1) / 2)

@@ -159,7 +159,7 @@ def rank_test_split(recommender: Any, dataset: Dataset, *, k: int, exclude_histo
 
 def evaluate_model(config: CompareConfig, model: str, dataset: Dataset) -> dict[str, Any]:
     """Test-split metrics of one trained model: ranking (shared path) plus beyond-accuracy."""
-    from tidrec.evaluate import list_metrics, load_recommender, ranking_metrics
+    from tidrec.evaluate import list_metrics, load_recommender, ranking_metrics, standard_errors
 
     recommender = load_recommender(config.run, model, dataset, beam_size=20, device=config.device)
     start = time.perf_counter()
@@ -170,6 +170,7 @@ def evaluate_model(config: CompareConfig, model: str, dataset: Dataset) -> dict[
         "model": model,
         **ranking_metrics(ranked, targets),
         **list_metrics(ranked, targets, dataset, at=config.k),
+        **standard_errors(ranked, targets, k=config.k),
         "eval_seconds": round(seconds, 2),
     }
 
@@ -191,9 +192,15 @@ def markdown(rows: list[dict[str, Any]], *, k: int, header: str) -> str:
         time_text = (
             "-" if seconds is None else (f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min")
         )
-        values = " | ".join(f"{row[n]:.4f}" for n in names)
+        values = " | ".join(_cell(row, n) for n in names)
         lines.append(f"| {row['model']} | {values} | {time_text} |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(row: dict[str, Any], name: str) -> str:
+    """A metric, with "± standard error" where the row has one."""
+    error = row.get(f"{name}_se")
+    return f"{row[name]:.4f}" + (f" ± {error:.4f}" if error is not None else "")
 
 
 def _title(name: str) -> str:
@@ -242,7 +249,8 @@ def compare(config: CompareConfig) -> list[dict[str, Any]]:
     rule = "excluding" if config.exclude_history else "including"
     header = (
         f"{dataset.name}: {dataset.num_users} users, {dataset.num_items} items; leave-one-out test split, "
-        f"full-catalogue ranking, {rule} already-seen items. Machine: {machine()}."
+        f"full-catalogue ranking, {rule} already-seen items; ± is the standard error over users. "
+        f"Machine: {machine()}."
     )
     out = config.run / "compare"
     write_json(

@@ -72,6 +72,25 @@ def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] =
     return metrics
 
 
+def standard_errors(ranked: np.ndarray, targets: np.ndarray, *, k: int = 10) -> dict[str, float]:
+    """Standard errors of the mean of Recall@k and NDCG@k over users (``recall@k_se``, ``ndcg@k_se``).
+
+    One target per user makes each metric a mean of independent per-user values, so its standard
+    error is their sample standard deviation over sqrt(users): differences between models smaller
+    than about twice this are within noise.
+    """
+    ranks = target_ranks(ranked, targets)  # (B,)
+    if len(ranks) < 2:
+        return {f"recall@{k}_se": 0.0, f"ndcg@{k}_se": 0.0}
+    hit = (ranks >= 0) & (ranks < k)
+    ndcg = np.where(hit, 1.0 / np.log2(np.maximum(ranks, 0) + 2.0), 0.0)
+    scale = np.sqrt(len(ranks))
+    return {
+        f"recall@{k}_se": float(hit.astype(np.float64).std(ddof=1) / scale),
+        f"ndcg@{k}_se": float(ndcg.std(ddof=1) / scale),
+    }
+
+
 def list_metrics(
     ranked: np.ndarray, targets: np.ndarray, dataset: Dataset, *, at: int = 10
 ) -> dict[str, float]:
