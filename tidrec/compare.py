@@ -210,7 +210,8 @@ def _title(name: str) -> str:
 
 
 def plot(rows: list[dict[str, Any]], png: Path, *, k: int) -> Path:
-    """Bars per model: Recall and NDCG (left), coverage and serendipity (right); saved atomically."""
+    """Bars per model: Recall and NDCG with ± standard-error whiskers (left), coverage and serendipity
+    (right); saved atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -223,8 +224,14 @@ def plot(rows: list[dict[str, Any]], png: Path, *, k: int) -> Path:
         width = 0.8 / len(metrics)
         for j, metric in enumerate(metrics):
             name = f"{metric}@{k}"
+            errors = [r.get(f"{name}_se") or 0.0 for r in rows]
             axis.bar(
-                x + (j - (len(metrics) - 1) / 2) * width, [r[name] for r in rows], width, label=_title(name)
+                x + (j - (len(metrics) - 1) / 2) * width,
+                [r[name] for r in rows],
+                width,
+                yerr=errors if any(errors) else None,
+                capsize=3,
+                label=_title(name),
             )
         axis.set_xticks(x, models, rotation=30, ha="right")
         axis.grid(axis="y", alpha=0.3)
