@@ -59,17 +59,23 @@ def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] =
         ks: cut-offs.
     """
     ranks = target_ranks(ranked, targets)  # (B,)
-    found = ranks >= 0
-    safe = np.maximum(ranks, 0).astype(np.float64)  # (B,) avoids 1/log2(1) and 1/0 on misses
     metrics: dict[str, float] = {}
     if len(ranks) == 0:
         return {**{f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}, "mrr": 0.0}
     for k in ks:
-        hit = found & (ranks < k)
+        hit, ndcg = _per_user(ranks, k)
         metrics[f"recall@{k}"] = float(hit.mean())
-        metrics[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(safe + 2.0), 0.0).mean())
-    metrics["mrr"] = float(np.where(found, 1.0 / (safe + 1.0), 0.0).mean())
+        metrics[f"ndcg@{k}"] = float(ndcg.mean())
+    safe = np.maximum(ranks, 0).astype(np.float64)  # (B,) avoids 1/0 on misses
+    metrics["mrr"] = float(np.where(ranks >= 0, 1.0 / (safe + 1.0), 0.0).mean())
     return metrics
+
+
+def _per_user(ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(B,) float hit@k and NDCG@k of each user, from 0-based target ranks (-1: absent)."""
+    hit = (ranks >= 0) & (ranks < k)
+    safe = np.maximum(ranks, 0).astype(np.float64)  # avoids 1/log2(1) on misses
+    return hit.astype(np.float64), np.where(hit, 1.0 / np.log2(safe + 2.0), 0.0)
 
 
 def standard_errors(ranked: np.ndarray, targets: np.ndarray, *, k: int = 10) -> dict[str, float]:
@@ -82,11 +88,10 @@ def standard_errors(ranked: np.ndarray, targets: np.ndarray, *, k: int = 10) -> 
     ranks = target_ranks(ranked, targets)  # (B,)
     if len(ranks) < 2:
         return {f"recall@{k}_se": 0.0, f"ndcg@{k}_se": 0.0}
-    hit = (ranks >= 0) & (ranks < k)
-    ndcg = np.where(hit, 1.0 / np.log2(np.maximum(ranks, 0) + 2.0), 0.0)
+    hit, ndcg = _per_user(ranks, k)
     scale = np.sqrt(len(ranks))
     return {
-        f"recall@{k}_se": float(hit.astype(np.float64).std(ddof=1) / scale),
+        f"recall@{k}_se": float(hit.std(ddof=1) / scale),
         f"ndcg@{k}_se": float(ndcg.std(ddof=1) / scale),
     }
 

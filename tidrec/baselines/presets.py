@@ -70,7 +70,7 @@ def bert4rec(name: str = "bert4rec", **overrides: Any) -> SequencePreset:
     """BERT4Rec as in Sun et al. for ML-1M: 2 blocks, 2 heads, width 64, dropout 0.1, 200 items.
 
     The rate stays constant: the cloze objective learns little in its first epochs (validation
-    NDCG@10 sat at popularity's level for 4 epochs on ML-1M), and a plateau cut there only slows it.
+    NDCG@10 sat at popularity's level for 6 epochs on ML-1M), and a plateau cut there only slows it.
     """
     return SequencePreset(
         name=name,
