@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tidrec.baselines.sasrec import PAD, encoder_stack, left_pad
+from tidrec.baselines.softmax_ce import softmax_cross_entropy
 from tidrec.errors import ConfigError
 
 
@@ -121,5 +121,8 @@ class BERT4Rec(nn.Module):
         empty = ~masked.any(dim=1)
         masked[empty, -1] = is_item[empty, -1]
         inputs = windows.masked_fill(masked, self.mask_token)  # (B, L)
-        hidden = self(inputs)[masked]  # (N, D)
-        return F.cross_entropy(self.logits(hidden), windows[masked] - 1)
+        hidden = self.head(self(inputs)[masked])  # (N, D)
+        # The output bias rides along as one more dimension: [h, 1] . [e, b] = h . e + b.
+        hidden = torch.cat([hidden, torch.ones_like(hidden[:, :1])], dim=1)  # (N, D + 1)
+        table = torch.cat([self.item_table, self.out_bias.unsqueeze(1)], dim=1)  # (I, D + 1)
+        return softmax_cross_entropy(hidden, table, windows[masked] - 1)

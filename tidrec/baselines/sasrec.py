@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tidrec.baselines.softmax_ce import softmax_cross_entropy
 from tidrec.errors import ConfigError
 
 PAD = 0
@@ -142,7 +143,7 @@ class SASRec(nn.Module):
         keep = (inputs != PAD) & (targets != PAD)  # (B, L)
         hidden, targets = hidden[keep], targets[keep] - 1  # (N, D), (N,) item_idx
         if self.config.loss == "ce":
-            return F.cross_entropy(self.logits(hidden), targets)
+            return softmax_cross_entropy(hidden, self.item_table, targets)
         negatives = torch.randint(0, self.config.num_items - 1, targets.shape, device=targets.device)
         negatives = negatives + (negatives >= targets).long()  # uniform over items != target
         pos = (hidden * self.item_table[targets]).sum(-1)  # (N,)
