@@ -111,12 +111,43 @@ class _ResumableWriter(ExperimentWriter):
                 self.metrics_keys = sorted(next(csv.reader(handle), []))
 
 
-class MetricsCSVLogger(CSVLogger):
-    """``<out_dir>/metrics.csv``; kept and appended to when resuming."""
+def drop_rows_after(metrics_csv: Path, checkpoint: Path) -> None:
+    """Rewrite ``metrics_csv`` without the rows logged after ``checkpoint`` was saved.
 
-    def __init__(self, out_dir: Path, *, resume: bool) -> None:
+    A run stopped mid-epoch resumes from its last checkpoint and redoes the rest of that epoch;
+    without this the redone steps would appear twice. Rows are kept up to the checkpoint's epoch
+    and, within that epoch, before its global step.
+    """
+    if not metrics_csv.is_file():
+        return
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    epoch, step = int(saved["epoch"]), int(saved["global_step"])
+    with open(metrics_csv, newline="") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames or [], list(reader)
+
+    def before_checkpoint(row: dict[str, str]) -> bool:
+        if not row.get("epoch") or not row.get("step"):
+            return True
+        return int(row["epoch"]) < epoch or (int(row["epoch"]) == epoch and int(row["step"]) < step)
+
+    kept = [row for row in rows if before_checkpoint(row)]
+    if len(kept) == len(rows):
+        return
+    with atomic_path(metrics_csv) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+class MetricsCSVLogger(CSVLogger):
+    """``<out_dir>/metrics.csv``; when resuming, kept up to the checkpoint and appended to."""
+
+    def __init__(self, out_dir: Path, *, resume_from: Path | None = None) -> None:
         super().__init__(save_dir=out_dir, name="", version="")
-        self._resume = resume
+        self._resume = resume_from is not None
+        if resume_from is not None:
+            drop_rows_after(out_dir / "metrics.csv", resume_from)
 
     @property
     def experiment(self) -> ExperimentWriter:
@@ -136,7 +167,7 @@ def make_trainer(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loggers: list[Logger] = [MetricsCSVLogger(out_dir, resume=config.resume)]
+    loggers: list[Logger] = [MetricsCSVLogger(out_dir, resume_from=resume_path(config, out_dir))]
     if config.logger == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 

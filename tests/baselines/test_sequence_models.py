@@ -95,6 +95,39 @@ def test_resume_adds_to_the_recorded_training_time(successor, tmp_path):
     assert info["epochs"] == 2 and info["train_seconds"] > first
 
 
+def logged_steps(metrics_csv):
+    """(epoch, step) of every row of a metrics.csv, in order."""
+    rows = metrics_csv.read_text().splitlines()[1:]
+    return [tuple(int(x) for x in row.split(",")[:2]) for row in rows]
+
+
+def test_a_run_stopped_mid_epoch_resumes_without_duplicate_rows(successor, tmp_path, monkeypatch):
+    import signal
+
+    from tidrec.baselines.sequential import SequenceModule
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    config = {"max_epochs": 3, "batch_size": 4}  # 30 steps an epoch, a row every 10
+    fit_baseline(tiny_fit_config(tmp_path, "sasrec", **config), successor, straight)
+
+    def stop_mid_epoch(self, batch, batch_idx):
+        if self.current_epoch == 1 and batch_idx == 12:  # after the row of step 39
+            raise KeyboardInterrupt
+
+    handler = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(SequenceModule, "on_train_batch_start", stop_mid_epoch, raising=False)
+    try:
+        with pytest.raises(SystemExit):  # Lightning shuts down gracefully, then exits
+            fit_baseline(tiny_fit_config(tmp_path, "sasrec", **config), successor, stopped)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    monkeypatch.undo()
+    assert (1, 39) in logged_steps(stopped / "metrics.csv")  # logged, then redone after the resume
+
+    fit_baseline(tiny_fit_config(tmp_path, "sasrec", resume=True, **config), successor, stopped)
+    assert logged_steps(stopped / "metrics.csv") == logged_steps(straight / "metrics.csv")
+
+
 def test_learning_rate_is_cut_only_when_validation_ndcg_stalls():
     from tidrec.baselines.sequential import SequenceModule
 
