@@ -62,7 +62,11 @@ class SequencePreset:
 
 
 def sasrec(name: str = "sasrec", **overrides: Any) -> SequencePreset:
-    """SASRec with full-softmax cross-entropy: 2 blocks, 1 head, width 64, dropout 0.2, 200 items."""
+    """SASRec with full-softmax cross-entropy: 2 blocks, 1 head, width 64, dropout 0.2, 200 items.
+
+    Width 64 is the SASRec paper's. On ML-1M ``--d-model 128`` is better (test NDCG@10 0.180 and
+    0.182 over two seeds, against 0.158 and 0.169 at 64); on ML-100K it is not (0.085 against 0.089).
+    """
     return SequencePreset(name=name, architecture="sasrec", **overrides)
 
 
