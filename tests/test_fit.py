@@ -192,9 +192,11 @@ def test_make_trainer_defaults(tmp_path):
     from tidrec.training import TrainConfig, make_trainer
 
     trainer = make_trainer(TrainConfig(accelerator="cpu", gradient_clip=0.5, patience=3), tmp_path)
-    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+    checkpoints = {c.filename: c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)}
     stopping = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
-    assert (checkpoint.monitor, checkpoint.mode, checkpoint.save_last) == ("val/ndcg@10", "max", True)
+    assert (checkpoints["best"].monitor, checkpoints["best"].mode) == ("val/ndcg@10", "max")
+    assert checkpoints["last"].monitor is None  # written after every validation, best or not
+    assert trainer.checkpoint_callback is checkpoints["best"]  # where best_model_score comes from
     assert (stopping.monitor, stopping.patience) == ("val/ndcg@10", 3)
     assert trainer.gradient_clip_val == 0.5 and trainer.precision == "32-true"
     assert [type(lg).__name__ for lg in trainer.loggers] == ["MetricsCSVLogger"]

@@ -182,10 +182,12 @@ def make_trainer(
             monitor=monitor,
             mode=mode,
             save_top_k=1,
-            save_last=True,
             enable_version_counter=False,
             auto_insert_metric_name=False,
         ),
+        # Its own callback: Lightning's save_last only refreshes last.ckpt when best.ckpt improves,
+        # so --resume would go back to the best epoch instead of the latest.
+        ModelCheckpoint(dirpath=out_dir, filename="last", enable_version_counter=False),
         EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
     ]
     if config.progress:

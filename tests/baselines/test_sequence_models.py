@@ -109,6 +109,9 @@ def test_a_run_stopped_mid_epoch_resumes_without_duplicate_rows(successor, tmp_p
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     config = {"max_epochs": 3, "batch_size": 4}  # 30 steps an epoch, a row every 10
     fit_baseline(tiny_fit_config(tmp_path, "sasrec", **config), successor, straight)
+    # Validation is perfect from the first epoch on, so best.ckpt stays there; last.ckpt must not.
+    assert torch.load(straight / "best.ckpt", weights_only=True)["epoch"] == 0
+    assert torch.load(straight / "last.ckpt", weights_only=True)["epoch"] == 2
 
     def stop_mid_epoch(self, batch, batch_idx):
         if self.current_epoch == 1 and batch_idx == 12:  # after the row of step 39
