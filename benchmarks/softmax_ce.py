@@ -17,12 +17,14 @@ import argparse
 import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import torch
 
-from tidrec.baselines import softmax_ce
+from tidrec.baselines import sasrec, softmax_ce
 from tidrec.baselines.sasrec import PAD, SASRec, SASRecConfig
 from tidrec.baselines.softmax_ce import softmax_cross_entropy
 from tidrec.io import write_json
@@ -41,11 +43,9 @@ def ml1m_like_windows(users: int, width: int, num_items: int, seed: int = 0) -> 
 
 
 def sasrec_step(model: SASRec, windows: torch.Tensor, kernel: str) -> None:
-    """One training forward and backward of SASRec-CE with the given cross-entropy kernel."""
-    inputs, targets = windows[:, :-1], windows[:, 1:]  # (B, L), (B, L)
-    hidden = model(inputs)  # (B, L, D)
-    keep = (inputs != PAD) & (targets != PAD)  # (B, L)
-    softmax_cross_entropy(hidden[keep], model.item_table, targets[keep] - 1, kernel=kernel).backward()
+    """One training forward and backward of ``SASRec.loss`` with the given cross-entropy kernel."""
+    with patch.object(sasrec, "softmax_cross_entropy", partial(softmax_cross_entropy, kernel=kernel)):
+        model.loss(windows).backward()
     model.zero_grad(set_to_none=True)
 
 

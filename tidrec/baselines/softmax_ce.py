@@ -4,7 +4,7 @@
 backward pass. On ML-1M (N ~ 15k positions per batch, I = 3,706 items) that is two 220 MB buffers
 per step, and on a CPU most of the step goes to the page faults of allocating them afresh.
 
-The chunked kernel never holds more than ``rows_per_chunk`` rows of logits: the forward pass keeps
+The chunked kernel never holds more than ``LOGITS_PER_CHUNK`` logits at once: the forward pass keeps
 only each row's log-sum-exp, and the backward pass recomputes one chunk of logits at a time and
 turns it straight into the gradient (softmax minus one-hot). The loss and both gradients are the
 reference's up to float rounding; the price is one extra pair of matrix products.
