@@ -92,8 +92,8 @@ def test_run_from_a_checkpoint(tmp_path, capsys):
     from tests.tiger_fixtures import make_run
     from tidrec.model import TigerModule, cpu_model
 
-    _, sids = make_run(tmp_path)
-    module = TigerModule(cpu_model(), sids)
+    dataset, sids = make_run(tmp_path)
+    module = TigerModule(cpu_model(), sids, dataset_hash=dataset.content_hash)
     checkpoint = {"state_dict": module.state_dict()}
     module.on_save_checkpoint(checkpoint)
     (tmp_path / "models" / "tiger").mkdir(parents=True)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import pytest
 
-from tidrec.cli import build_parser, field_docs, parse_config, run
+from tidrec.cli import build_parser, check_range, field_docs, parse_config, run
 from tidrec.errors import ConfigError, InputError
 
 
@@ -78,3 +78,25 @@ def test_user_errors_become_one_line_and_exit_2(capsys):
 
     assert run(_Config, stage, ["--out", "r"], prog="t", description="d") == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "limits", "message"),
+    [
+        (float("nan"), {"above": 0}, "--x must be a finite number > 0, got nan"),
+        (float("inf"), {}, "--x must be a finite number, got inf"),
+        (1.0, {"at_least": 0, "below": 1}, "--x must be a finite number >= 0 and < 1, got 1.0"),
+        (0, {"at_least": 1}, "--x must be an integer >= 1, got 0"),
+        (
+            2**32,
+            {"at_least": 0, "below": 2**32},
+            "--x must be an integer >= 0 and < 4294967296, got 4294967296",
+        ),
+    ],
+)
+def test_check_range_names_the_flag_and_what_it_accepts(value, limits, message):
+    with pytest.raises(ConfigError) as caught:
+        check_range("--x", value, **limits)
+    assert str(caught.value) == message
+    check_range("--x", None, above=0)  # unset passes
+    check_range("--x", 0.5, at_least=0, below=1)

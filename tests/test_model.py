@@ -130,5 +130,5 @@ def test_load_checkpoint_refuses_missing_and_foreign_files(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_checkpoint(tmp_path / "none.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
-    with pytest.raises(InputError, match="not a tidrec generative-model checkpoint"):
+    with pytest.raises(InputError, match="not a tidrec checkpoint"):
         load_checkpoint(tmp_path / "other.ckpt")

@@ -107,7 +107,7 @@ def test_collision_overflow_exits_2_with_one_line(files, tmp_path, capsys):
 
 def test_bad_option_exits_2(files, tmp_path, capsys):
     assert main(flags(files, tmp_path / "run", "--codebook-size", "1")) == 2
-    assert "codebook_size" in capsys.readouterr().err
+    assert "--codebook-size must be an integer >= 2, got 1" in capsys.readouterr().err
 
 
 def test_embedding_cache_goes_to_tidrec_home_when_set(monkeypatch, tmp_path):

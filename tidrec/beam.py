@@ -36,10 +36,10 @@ from tqdm.auto import tqdm
 from transformers import T5ForConditionalGeneration
 
 import tidrec.generate as generate
-from tidrec.cli import run
-from tidrec.device import resolve_device
-from tidrec.errors import ConfigError, InputError
-from tidrec.io import atomic_path, write_json
+from tidrec.cli import check_range, run
+from tidrec.device import require_cuda, resolve_device
+from tidrec.errors import InputError
+from tidrec.io import atomic_path, check_output_dir, write_json
 from tidrec.vocab import Vocab
 from trie import Trie
 
@@ -90,16 +90,28 @@ class BeamBenchConfig:
     """Folder for beam.json and latency.png."""
 
     def __post_init__(self) -> None:
-        if self.beam_size < 1 or self.repeats < 1 or self.warmup < 0 or self.threads < 1:
-            raise ConfigError("beam_size, repeats and threads must be >= 1, warmup >= 0")
-        if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise ConfigError(f"batch_sizes must be positive, got {self.batch_sizes}")
-        if self.checkpoint is None and (
-            self.catalogue < 1 or not self.level_sizes or min(self.level_sizes) < 1
+        for flag, value in (
+            ("--beam-size", self.beam_size),
+            ("--repeats", self.repeats),
+            ("--hf-repeats", self.hf_repeats),
+            ("--threads", self.threads),
+            ("--catalogue", self.catalogue),
+            ("--history", self.history),
+            *(("--batch-sizes", size) for size in self.batch_sizes),
+            *(("--level-sizes", size) for size in self.level_sizes),
         ):
-            raise ConfigError("catalogue and level_sizes must be positive")
-        if self.budget_ms <= 0:
-            raise ConfigError(f"budget_ms must be > 0, got {self.budget_ms}")
+            check_range(flag, value, at_least=1)
+        for flag, value in (
+            ("--warmup", self.warmup),
+            ("--hf-batch", self.hf_batch),
+            ("--memory-items", self.memory_items),
+        ):
+            check_range(flag, value, at_least=0)
+        check_range("--seed", self.seed, at_least=0, below=2**32)
+        check_range("--budget-ms", self.budget_ms, above=0)
+        if self.device == "cuda":
+            require_cuda("--device cuda")
+        check_output_dir(self.out, "--out")
 
 
 @dataclass
@@ -204,6 +216,7 @@ def checkpoint_workload(config: BeamBenchConfig) -> Workload:
         raise InputError(f"{sids_path}: SID table not found (give --sids)")
     dataset = load_dataset(data)
     sids = SidTable.load(sids_path)
+    loaded.check_dataset(dataset.content_hash, data)
     loaded.check_sids(sids, sids_path)
     split = dataset.split("test")
     return Workload(
@@ -334,6 +347,7 @@ def hf_constrained(model, input_ids, attention_mask, *, root: dict, beam_size: i
 # ---------------------------------------------------------------------- the benchmark
 def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
     """Run every measurement; write JSON and the plot; print the summary. Returns the results."""
+    check_output_dir(config.out, "--out", create=True)  # before minutes of timing, not after
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     workload = checkpoint_workload(config) if config.checkpoint else synthetic_workload(config)

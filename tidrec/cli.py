@@ -1,7 +1,8 @@
 """Command-line flags generated from frozen config dataclasses.
 
 Each field becomes ``--field-name``; its attribute docstring becomes the ``--help`` text. A
-:class:`~tidrec.errors.TidrecError` raised by the stage is printed as one line and exits 2.
+:class:`~tidrec.errors.TidrecError` raised by the stage is printed as one line and exits 2, and so
+is an OS error on a named file that the user fixes (permission denied, a file where a folder belongs).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import errno
 import inspect
 import itertools
+import math
+import operator
 import sys
 import textwrap
 import types
@@ -19,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tidrec.errors import TidrecError
+from tidrec.errors import ConfigError, TidrecError
 
 C = TypeVar("C")
 
@@ -118,6 +122,69 @@ def parse_config(config_cls: type[C], argv: Sequence[str] | None, *, prog: str, 
     return config_cls(**namespace)
 
 
+def check_range(
+    flag: str,
+    value: float | None,
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> None:
+    """Refuse an option value outside its range; a float must also be finite. None (unset) passes.
+
+    Example: ``check_range("--dropout", 1.5, at_least=0, below=1)`` raises
+    ``ConfigError("--dropout must be a finite number >= 0 and < 1, got 1.5")``.
+
+    Raises:
+        ConfigError: one line naming the flag, what it accepts and what it got.
+    """
+    if value is None:
+        return
+    limits = [
+        (bound, sign, compare)
+        for bound, sign, compare in (
+            (above, ">", operator.gt),
+            (at_least, ">=", operator.ge),
+            (below, "<", operator.lt),
+            (at_most, "<=", operator.le),
+        )
+        if bound is not None
+    ]
+    if math.isfinite(value) and all(compare(value, bound) for bound, _, compare in limits):
+        return
+    wanted = "an integer" if isinstance(value, int) else "a finite number"
+    if limits:
+        wanted += " " + " and ".join(f"{sign} {_number(bound)}" for bound, sign, _ in limits)
+    raise ConfigError(f"{flag} must be {wanted}, got {value}")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+_USER_OS_ERRORS = frozenset(
+    {
+        errno.EACCES,  # permission denied
+        errno.EPERM,  # operation not permitted
+        errno.EROFS,  # read-only file system
+        errno.EISDIR,  # a folder where a file belongs
+        errno.ENOTDIR,  # a file where a folder belongs
+        errno.EEXIST,  # a file in the way
+        errno.ENOSPC,  # disk full
+        errno.EDQUOT,  # quota exceeded
+    }
+)
+"""OS errors on a named file that the user fixes (permissions, a file where a folder belongs, a full
+disk): the safety net of :func:`run` prints them as one line instead of a traceback."""
+
+
+def _os_error_line(error: OSError) -> str:
+    """``FILE: reason`` (``FILE -> OTHER: reason`` for a rename), e.g. ``runs/x: Permission denied``."""
+    where = str(error.filename) + (f" -> {error.filename2}" if error.filename2 is not None else "")
+    return f"{where}: {error.strerror or type(error).__name__}"
+
+
 def run(
     config_cls: type[C],
     stage: Callable[[C], Any],
@@ -132,6 +199,11 @@ def run(
         stage(config)
     except TidrecError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in _USER_OS_ERRORS or error.filename is None:
+            raise
+        print(f"{prog}: error: {_os_error_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; finished artifacts are kept, none is half-written", file=sys.stderr)

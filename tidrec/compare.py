@@ -9,7 +9,6 @@ Recall@10, NDCG@10, catalogue coverage, serendipity and novelty (Harte et al.'s 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -21,11 +20,12 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
+from tidrec.cli import check_range
 from tidrec.cli import run as run_cli
 from tidrec.data.dataset import Dataset
 from tidrec.data.prepare import DataConfig, prepare_dataset
 from tidrec.errors import ConfigError
-from tidrec.io import atomic_path, write_json, write_text
+from tidrec.io import atomic_path, check_output_dir, read_json_object, write_json, write_text
 
 MODELS = ("pop", "sasrec", "sasrec-bce", "bert4rec", "llmseqsim", "llm2sasrec", "llm2bert4rec", "tiger")
 """Models the comparison can include."""
@@ -80,6 +80,21 @@ class CompareConfig(DataConfig):
             raise ConfigError("--models needs at least one model")
         if not 1 <= self.k <= 20:
             raise ConfigError(f"--k must be in [1, 20], got {self.k}")
+        # what fit would refuse only when a model is trained, refused here whatever is trained
+        for flag, value in (
+            ("--max-epochs", self.max_epochs),
+            ("--patience", self.patience),
+            ("--batch-size", self.batch_size),
+            ("--max-len", self.max_len),
+        ):
+            check_range(flag, value, at_least=1)
+        check_range("--max-time", self.max_time, above=0)
+        check_range("--seed", self.seed, at_least=0, below=2**32)
+        if self.device == "cuda":
+            from tidrec.device import require_cuda
+
+            require_cuda("--device cuda")
+        check_output_dir(self.run, "--run")
 
 
 def machine() -> str:
@@ -139,7 +154,9 @@ def training_record(run: Path, model: str) -> dict[str, Any]:
     for name, key in ((TRAIN_TIME, "seconds"), ("train_info.json", "train_seconds")):
         path = folder / name
         if path.is_file():
-            record = json.loads(path.read_text())
+            record = read_json_object(
+                path, remedy=f"delete it, or re-run with --retrain true to train {model} again"
+            )
             return {"train_seconds": record.get(key), "train_machine": record.get("machine")}
     return {"train_seconds": None, "train_machine": None}
 

@@ -24,3 +24,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu or cuda, got {name!r}")
     return torch.device(name)
+
+
+def require_cuda(flag: str) -> None:
+    """Refuse an option that asks for a CUDA GPU on a machine without one (call it in validation).
+
+    Raises:
+        ConfigError: no CUDA device is available.
+    """
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{flag}: no CUDA GPU found; use cpu, or auto (a GPU when there is one)")

@@ -117,8 +117,8 @@ def embed_texts(
 def _read_cache(path: Path, rows: int) -> np.ndarray | None:
     """The cached (rows, D) array, or ``None`` when the file is unreadable or has the wrong shape."""
     try:
-        cached = np.load(path)
-    except (OSError, ValueError):
+        cached = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
         return None
     if cached.ndim != 2 or cached.shape[0] != rows or cached.dtype != np.float32:
         return None

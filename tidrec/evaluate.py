@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
+from tidrec.cli import check_range
 from tidrec.cli import run as run_cli
 from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import ConfigError, InputError
@@ -241,16 +242,24 @@ class EvaluateConfig:
     """Remove items the user has already interacted with from the lists."""
     batch_size: int = 256
     """Users per batch."""
-    beam_size: int = 20
-    """Beams for the generative model's constrained decoding (at least k)."""
+    beam_size: int | None = None
+    """Beams for the generative model's constrained decoding, at least k (None: k)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the model runs."""
 
     def __post_init__(self) -> None:
         if self.k < max(KS):
-            raise ConfigError(f"--k must be >= {max(KS)}, got {self.k}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+            raise ConfigError(f"--k must be >= {max(KS)} (Recall@{max(KS)} is reported), got {self.k}")
+        check_range("--batch-size", self.batch_size, at_least=1)
+        if self.beam_size is not None and self.beam_size < self.k:
+            raise ConfigError(
+                f"--beam-size must be >= --k ({self.k}), since decoding returns one item per beam; "
+                f"got {self.beam_size}"
+            )
+        if self.device == "cuda":
+            from tidrec.device import require_cuda
+
+            require_cuda("--device cuda")
 
 
 def load_recommender(run: Path, model: str, dataset: Dataset, *, beam_size: int = 20, device: str = "auto"):
@@ -259,23 +268,23 @@ def load_recommender(run: Path, model: str, dataset: Dataset, *, beam_size: int 
     Raises:
         InputError: nothing trained there, or it does not match the run's data or SID table.
     """
+    from tidrec.artifacts import checkpoint_record, read_checkpoint
     from tidrec.device import resolve_device
 
     folder = Path(run) / "models" / model
     checkpoint = folder / "best.ckpt"
-    if model == "tiger" or _is_tiger_checkpoint(checkpoint):
+    is_tiger = model == "tiger"
+    if checkpoint.is_file():  # the checkpoint says what it is (read weights-only, never unpickled)
+        is_tiger = checkpoint_record(read_checkpoint(checkpoint, mmap=True), checkpoint).kind == "tiger"
+    if is_tiger:
         from tidrec.model import TigerRecommender, load_checkpoint
         from tokenizer.sid_table import SidTable
 
         loaded = load_checkpoint(checkpoint)
         sids_path = Path(run) / "tokenizer" / "sids.parquet"
         sids = SidTable.load(sids_path)
+        loaded.check_dataset(dataset.content_hash, Path(run) / "data")
         loaded.check_sids(sids, sids_path)
-        if loaded.dataset_hash and loaded.dataset_hash != dataset.content_hash:
-            raise InputError(
-                f"{checkpoint}: trained on dataset {loaded.dataset_hash[:12]}, "
-                f"but {Path(run) / 'data'} is {dataset.content_hash[:12]}"
-            )
         return TigerRecommender(
             loaded, sids, dataset.user_ids, beam_size=beam_size, device=resolve_device(device)
         )
@@ -286,26 +295,13 @@ def load_recommender(run: Path, model: str, dataset: Dataset, *, beam_size: int 
     return load_baseline(folder, dataset)
 
 
-def _is_tiger_checkpoint(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # a baseline's checkpoint may hold objects a weights-only load refuses
-        return False
-    meta = checkpoint.get("tidrec") if isinstance(checkpoint, dict) else None
-    return isinstance(meta, dict) and meta.get("kind") == "tiger"
-
-
 def evaluate_run(config: EvaluateConfig) -> EvalResult:
     """Evaluate one trained model of a run folder; print and save its results."""
     from tidrec.data.dataset import load_dataset
 
     dataset = load_dataset(config.run / "data")
     recommender = load_recommender(
-        config.run, config.model, dataset, beam_size=max(config.beam_size, config.k), device=config.device
+        config.run, config.model, dataset, beam_size=config.beam_size or config.k, device=config.device
     )
     result = evaluate(
         recommender,

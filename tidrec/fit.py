@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from tidrec.cli import check_range
 from tidrec.cli import run as run_cli
 from tidrec.data.dataset import Dataset, Split, load_dataset
 from tidrec.errors import ConfigError, InputError
@@ -30,7 +31,7 @@ from tidrec.training import (
     make_trainer,
     plot_curves,
     record_training,
-    resume_path,
+    resume_checkpoint,
     timer_seconds,
     uses_gpu,
 )
@@ -121,16 +122,12 @@ class FitConfig(TrainConfig):
             "val_users",
             "batch_size",
         )
-        for name in names:
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        if self.lr_plateau_factor is not None and not 0.0 < self.lr_plateau_factor < 1.0:
-            raise ConfigError(f"--lr-plateau-factor must be in (0, 1), got {self.lr_plateau_factor}")
+        for name in (*names, "eval_batch_size"):
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), at_least=1)
+        check_range("--lr-plateau-factor", self.lr_plateau_factor, above=0, below=1)
+        check_range("--dropout", self.dropout, at_least=0, below=1)
         for name in ("positions_per_user", "user_buckets", "lr_plateau_patience"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+            check_range(f"--{name.replace('_', '-')}", getattr(self, name), at_least=0)
         if self.beam_size < 10:
             raise ConfigError(f"--beam-size must be >= 10 (validation reports NDCG@10), got {self.beam_size}")
 
@@ -362,8 +359,17 @@ def fit(config: FitConfig) -> Path:
     )
     collator = Collator(module.vocab, module.sid_tokens, np.asarray(dataset.user_ids), model_cfg.max_items)
     train, val = data_loaders(config, dataset, collator, per_user)
-    trainer = make_trainer(config, out_dir)
-    checkpoint = resume_path(config, out_dir)
+    checkpoint = resume_checkpoint(
+        config,
+        out_dir,
+        model="tiger",
+        dataset_hash=dataset.content_hash,
+        data_path=config.run / "data",
+        sid_hash=module.sid_hash,
+        sids_path=config.run / "tokenizer" / "sids.parquet",
+        model_config=dataclasses.asdict(model_cfg),
+    )
+    trainer = make_trainer(config, out_dir, resume_from=checkpoint)
     start = time.perf_counter()
     trainer.fit(module, train, val, ckpt_path=checkpoint)
     seconds = time.perf_counter() - start

@@ -25,13 +25,19 @@ import numpy as np
 import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
+from tidrec.artifacts import (
+    CHECKPOINT_KEY,
+    CheckpointRecord,
+    check_checkpoint,
+    checkpoint_record,
+    read_checkpoint,
+)
 from tidrec.data.dataset import Split
 from tidrec.errors import InputError
 from tidrec.evaluate import ranking_metrics
 from tidrec.vocab import EOS, PAD, Vocab
 from tokenizer.sid_table import SidTable
 
-CHECKPOINT_KEY = "tidrec"
 """Key of the self-description a Lightning checkpoint carries."""
 
 
@@ -315,12 +321,27 @@ class LoadedModel:
         Raises:
             InputError: the table's content hash differs from the checkpoint's.
         """
-        actual = sids.content_hash()
-        if actual != self.sid_hash:
-            raise InputError(
-                f"{self.path}: trained on SID table {self.sid_hash[:12]}, but {sids_path} is "
-                f"{actual[:12]}; re-run fit with these SIDs or use the tokenizer it was trained with"
-            )
+        check_checkpoint(self.record, sid_hash=sids.content_hash(), sids_path=sids_path)
+
+    def check_dataset(self, dataset_hash: str, data_path: str | Path = "the dataset") -> None:
+        """Refuse data other than what the model was trained on.
+
+        Raises:
+            InputError: ``dataset_hash`` differs from the checkpoint's.
+        """
+        check_checkpoint(self.record, dataset_hash=dataset_hash, data_path=data_path)
+
+    @property
+    def record(self) -> CheckpointRecord:
+        """What the checkpoint recorded, for :func:`~tidrec.artifacts.check_checkpoint`."""
+        return CheckpointRecord(
+            path=self.path or Path("the checkpoint"),
+            kind="tiger",
+            model_name="tiger",
+            dataset_hash=self.dataset_hash,
+            sid_hash=self.sid_hash,
+            entry={},
+        )
 
 
 def load_checkpoint(path: str | Path) -> LoadedModel:
@@ -330,20 +351,20 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         InputError: the file is missing or is not a tidrec generative-model checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint not found (run python -m tidrec.fit first)")
+    checkpoint = read_checkpoint(path)
+    record = checkpoint_record(checkpoint, path)
+    if record.kind != "tiger":
+        raise InputError(f"{path}: a {record.model_name} checkpoint, not the generative model's")
+    meta = record.entry
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # any unpickling failure means a bad file
-        raise InputError(f"{path}: not a readable checkpoint ({type(error).__name__})") from error
-    meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
-    if not meta or meta.get("kind") != "tiger":
-        raise InputError(f"{path}: not a tidrec generative-model checkpoint (no '{CHECKPOINT_KEY}' entry)")
-    config = ModelConfig(**meta["model_config"])
-    vocab = Vocab(level_sizes=tuple(meta["level_sizes"]), user_buckets=config.user_buckets)
-    model = build_model(config, vocab)
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
-    model.load_state_dict(state)
+        config = ModelConfig(**meta["model_config"])
+        vocab = Vocab(level_sizes=tuple(meta["level_sizes"]), user_buckets=config.user_buckets)
+        model = build_model(config, vocab)
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise InputError(f"{path}: the model in this checkpoint does not load ({reason})") from None
     model.eval()
     return LoadedModel(model, vocab, meta["sid_hash"], config, meta.get("dataset_hash", ""), path)
 

@@ -17,11 +17,10 @@ from typing import Literal
 
 import numpy as np
 
-from tidrec.cli import run
+from tidrec.cli import check_range, run
 from tidrec.data import DataConfig, prepare_dataset
 from tidrec.embed import DEFAULT_EMBEDDING_MODEL, embed_texts
-from tidrec.errors import ConfigError
-from tidrec.io import write_json
+from tidrec.io import check_output_dir, write_json
 from tokenizer.base import SidTokenizer
 from tokenizer.collision import DEFAULT_COLLISION_SIZE, add_collision_codes
 from tokenizer.rkmeans import ResidualKMeansConfig, ResidualKMeansTokenizer
@@ -75,9 +74,28 @@ class TokenizeConfig(DataConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.collision_size < 1:
-            raise ConfigError(f"--collision-size must be >= 1, got {self.collision_size}")
-        self.tokenizer_config()  # validates the tokenizer options now, before any work
+        # every option, whichever tokenizer is chosen, named by its flag
+        check_range("--levels", self.levels, at_least=1)
+        check_range("--codebook-size", self.codebook_size, at_least=2)
+        check_range("--collision-size", self.collision_size, at_least=1)
+        check_range("--embedding-batch-size", self.embedding_batch_size, at_least=1)
+        check_range("--seed", self.seed, at_least=0, below=2**32)
+        check_range("--rqvae-epochs", self.rqvae_epochs, at_least=1)
+        check_range("--rqvae-batch-size", self.rqvae_batch_size, at_least=1)
+        check_range("--rqvae-lr", self.rqvae_lr, above=0)
+        for width in self.rqvae_hidden_dims:
+            check_range("--rqvae-hidden-dims", width, at_least=1)
+        check_range("--rqvae-latent-dim", self.rqvae_latent_dim, at_least=1)
+        check_range("--rqvae-beta", self.rqvae_beta, at_least=0)
+        check_range("--kmeans-iterations", self.kmeans_iterations, at_least=1)
+        if self.device == "cuda":
+            from tidrec.device import require_cuda
+
+            require_cuda("--device cuda")
+        check_output_dir(self.out, "--out")
+        if self.embedding_cache is not None:
+            check_output_dir(self.embedding_cache, "--embedding-cache")
+        self.tokenizer_config()  # the tokenizer's own checks, now, before any work
 
     def tokenizer_config(self) -> RqVaeConfig | ResidualKMeansConfig:
         """The chosen tokenizer's own config, built from these flags."""

@@ -11,21 +11,28 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from tidrec.errors import ConfigError
+from tidrec.artifacts import check_checkpoint, checkpoint_record, read_checkpoint
+from tidrec.cli import check_range
+from tidrec.device import require_cuda
+from tidrec.errors import ConfigError, TidrecError
 from tidrec.io import atomic_path, write_json
 
 TRAIN_INFO = "train_info.json"
 """Written beside each trained artifact: model, training seconds (summed over resumes) and details."""
+
+PRECISIONS: tuple[str, ...] = (*get_args(_PRECISION_INPUT_STR), *get_args(_PRECISION_INPUT_STR_ALIAS))
+"""The precision names Lightning's Trainer accepts (from its own type), checked before any work."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,23 +77,32 @@ class TrainConfig:
     """Show Lightning's progress bar."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "max_epochs": self.max_epochs >= 1,
-            "batch_size": self.batch_size is None or self.batch_size >= 1,
-            "lr": self.lr is None or self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "warmup": 0 <= self.warmup < 1,
-            "patience": self.patience >= 1,
-            "gradient_clip": self.gradient_clip >= 0,
-            "num_workers": self.num_workers >= 0,
-            "devices": self.devices == "auto" or self.devices.isdigit(),
-        }
-        for name, ok in checks.items():
-            if not ok:
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError(f"{flag} has an invalid value {getattr(self, name)!r}")
-        if self.max_time is not None and self.max_time <= 0:
-            raise ConfigError(f"--max-time must be positive minutes, got {self.max_time}")
+        check_range("--max-epochs", self.max_epochs, at_least=1)
+        check_range("--batch-size", self.batch_size, at_least=1)
+        check_range("--lr", self.lr, above=0)
+        check_range("--weight-decay", self.weight_decay, at_least=0)
+        check_range("--warmup", self.warmup, at_least=0, below=1)
+        check_range("--patience", self.patience, at_least=1)
+        check_range("--seed", self.seed, at_least=0, below=2**32)  # numpy's and Lightning's seed range
+        check_range("--gradient-clip", self.gradient_clip, at_least=0)
+        check_range("--max-time", self.max_time, above=0)
+        check_range("--num-workers", self.num_workers, at_least=0)
+        if not (self.devices == "auto" or (self.devices.isdigit() and int(self.devices) >= 1)):
+            raise ConfigError(f"--devices must be auto or a count >= 1, got {self.devices!r}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.strategy != "auto":
+            from lightning.pytorch.strategies import StrategyRegistry
+
+            if self.strategy not in StrategyRegistry.available_strategies():
+                raise ConfigError(
+                    f"--strategy {self.strategy!r} is not one of auto, "
+                    f"{', '.join(StrategyRegistry.available_strategies())}"
+                )
+        if self.accelerator == "gpu":
+            require_cuda("--accelerator gpu")
+        if self.devices.isdigit() and uses_gpu(self) and int(self.devices) > torch.cuda.device_count():
+            raise ConfigError(f"--devices {self.devices}: only {torch.cuda.device_count()} CUDA GPU(s) found")
 
 
 def uses_gpu(config: TrainConfig) -> bool:
@@ -94,12 +110,75 @@ def uses_gpu(config: TrainConfig) -> bool:
     return config.accelerator == "gpu" or (config.accelerator == "auto" and torch.cuda.is_available())
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file and renames it, so a kill never leaves half a file."""
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Checkpoint files as tidrec wants them: written atomically, read weights-only.
+
+    Writing goes to a temporary file that is then renamed, so a kill never leaves half a file.
+    Reading (Lightning's ``ckpt_path`` resume) never unpickles arbitrary objects, whatever
+    ``weights_only`` Lightning passes: a shared run folder must not be able to run code.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        return read_checkpoint(path, map_location=map_location or "cpu")
+
+
+class FolderCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint whose resumed state comes from the folder it writes to, not from paths.
+
+    Lightning restores the best score only when the checkpoint's recorded folder equals the
+    current one, so a copied or moved run folder forgot its best score and the next (worse) epoch
+    overwrote best.ckpt. The paths a checkpoint records are also untrusted (Lightning deletes the
+    previous best by path). So: every recorded path is dropped; the best score is restored when
+    it is finite and this folder still holds the best file; and a non-finite score is never saved
+    as the best.
+    """
+
+    @property
+    def state_key(self) -> str:
+        # Lightning's own name, so checkpoints written before this class existed resume alike
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        best = Path(self.dirpath or ".") / f"{self.filename}{self.FILE_EXTENSION}"
+        score = state_dict.get("best_model_score")
+        if self.monitor is None or not torch.is_tensor(score) or not torch.isfinite(score).all():
+            return
+        if not best.is_file():
+            return  # the best file is gone: the next validation writes a new one
+        self.best_model_score = score
+        self.best_model_path = self.kth_best_model_path = str(best)
+        self.best_k_models = {str(best): score}
+        self.kth_value = score
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        if current is not None and not torch.isfinite(current).all():
+            return False
+        return super().check_monitor_top_k(trainer, current)
+
+
+class NonFiniteLossError(TidrecError):
+    """Training produced a NaN or infinite loss; the checkpoints keep the last good model."""
+
+
+class FiniteLossGuard(L.Callback):
+    """Stops training with a one-line error at the first non-finite loss, before its backward pass.
+
+    Nothing is saved after it fires, so best.ckpt and last.ckpt keep the last good model.
+    """
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        if not torch.isfinite(loss).all():
+            raise NonFiniteLossError(
+                f"training loss became {float(loss.detach().float().mean())} at step {trainer.global_step} "
+                f"(epoch {trainer.current_epoch + 1}); stopped, and best.ckpt and last.ckpt keep the last "
+                "good model (try a lower --lr or --gradient-clip)"
+            )
 
 
 class _ResumableWriter(ExperimentWriter):
@@ -120,7 +199,7 @@ def drop_rows_after(metrics_csv: Path, checkpoint: Path) -> None:
     """
     if not metrics_csv.is_file():
         return
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    saved = read_checkpoint(checkpoint)
     epoch, step = int(saved["epoch"]), int(saved["global_step"])
     with open(metrics_csv, newline="") as handle:
         reader = csv.DictReader(handle)
@@ -158,16 +237,23 @@ class MetricsCSVLogger(CSVLogger):
 
 
 def make_trainer(
-    config: TrainConfig, out_dir: str | Path, *, monitor: str = "val/ndcg@10", mode: str = "max"
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume_from: Path | None = None,
+    monitor: str = "val/ndcg@10",
+    mode: str = "max",
 ) -> L.Trainer:
     """A Trainer writing checkpoints and metrics into ``out_dir``.
 
     Best and last checkpoints on ``monitor``, early stopping with ``config.patience``, gradient
-    clipping, bf16-mixed precision on GPU, CSV metrics (plus wandb on request), a progress bar.
+    clipping, bf16-mixed precision on GPU, CSV metrics (plus wandb on request), a progress bar, and
+    a stop at the first non-finite loss. ``resume_from`` (from :func:`resume_checkpoint`) is the
+    checkpoint the run will resume; metrics.csv is cut back to it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loggers: list[Logger] = [MetricsCSVLogger(out_dir, resume_from=resume_path(config, out_dir))]
+    loggers: list[Logger] = [MetricsCSVLogger(out_dir, resume_from=resume_from)]
     if config.logger == "wandb":
         from lightning.pytorch.loggers import WandbLogger
 
@@ -176,7 +262,7 @@ def make_trainer(
             WandbLogger(project=config.wandb_project, save_dir=out_dir, name=out_dir.name, offline=offline)
         )
     callbacks: list[L.Callback] = [
-        ModelCheckpoint(
+        FolderCheckpoint(
             dirpath=out_dir,
             filename="best",
             monitor=monitor,
@@ -187,8 +273,9 @@ def make_trainer(
         ),
         # Its own callback: Lightning's save_last only refreshes last.ckpt when best.ckpt improves,
         # so --resume would go back to the best epoch instead of the latest.
-        ModelCheckpoint(dirpath=out_dir, filename="last", enable_version_counter=False),
+        FolderCheckpoint(dirpath=out_dir, filename="last", enable_version_counter=False),
         EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
+        FiniteLossGuard(),
     ]
     if config.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
@@ -204,7 +291,7 @@ def make_trainer(
         gradient_clip_val=config.gradient_clip or None,
         logger=loggers,
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[SafeCheckpointIO()],
         enable_progress_bar=config.progress,
         enable_model_summary=config.progress,
         log_every_n_steps=10,
@@ -225,6 +312,50 @@ def resume_path(config: TrainConfig, out_dir: str | Path) -> Path | None:
     if not last.is_file():
         raise ConfigError(f"--resume true: {last} does not exist (nothing to resume)")
     return last
+
+
+def resume_checkpoint(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    model: str,
+    dataset_hash: str,
+    data_path: str | Path,
+    sid_hash: str | None = None,
+    sids_path: str | Path = "the run's SID table",
+    model_config: dict[str, Any] | None = None,
+) -> Path | None:
+    """The checkpoint to resume from (see :func:`resume_path`), checked before anything touches it.
+
+    It is read weights-only and must record the same model, dataset, (for the generative model)
+    SID table and model config as the run being resumed; nothing in the folder changes when it
+    does not.
+
+    Raises:
+        ConfigError: ``--resume true`` with no last.ckpt.
+        InputError: an unreadable or unsafe checkpoint, or one trained on other data or SIDs.
+    """
+    path = resume_path(config, out_dir)
+    if path is not None:
+        record = checkpoint_record(read_checkpoint(path), path)
+        check_checkpoint(
+            record,
+            model=model,
+            dataset_hash=dataset_hash,
+            data_path=data_path,
+            sid_hash=sid_hash,
+            sids_path=sids_path,
+        )
+        saved = record.entry.get("model_config" if record.kind == "tiger" else "config")
+        saved = saved if isinstance(saved, dict) else {}
+        if model_config is not None and saved != model_config:
+            differ = sorted(k for k in {*model_config, *saved} if saved.get(k) != model_config.get(k))
+            shown = ", ".join(f"{k} {saved.get(k)!r} vs {model_config.get(k)!r}" for k in differ[:3])
+            raise ConfigError(
+                f"--resume true: {path} was trained with another model config ({shown}); "
+                "resume with the options it was trained with, or train afresh without --resume"
+            )
+    return path
 
 
 def read_metrics(metrics_csv: str | Path) -> dict[str, list[tuple[float, float]]]:
@@ -322,7 +453,7 @@ def record_training(
     if resumed and path.is_file():
         try:
             earlier = float(json.loads(path.read_text()).get("train_seconds") or 0.0)
-        except (json.JSONDecodeError, TypeError, ValueError):
+        except (json.JSONDecodeError, TypeError, ValueError, AttributeError):  # AttributeError: not an object
             earlier = 0.0
     total = max(seconds + earlier, timer_seconds or 0.0)
     write_json(path, {"model": model, "train_seconds": round(total, 2), **info})

@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import torch
 
-from tidrec.errors import InputError
+from tidrec.errors import InputError, TidrecError
 from tidrec.io import atomic_path
 
 CHECKPOINT_FORMAT = "tidrec.tokenizer/1"
@@ -77,6 +77,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputError(f"{path}: not a readable tokenizer checkpoint ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a tidrec tokenizer checkpoint (expected format {CHECKPOINT_FORMAT})")
+    kinds = {"kind": str, "config": dict, "state": dict, "extra": dict}
+    bad = [key for key, kind in kinds.items() if not isinstance(payload.get(key), kind)]
+    if bad:
+        raise InputError(
+            f"{path}: tokenizer checkpoint lacks {', '.join(bad)} or holds the wrong type; "
+            "re-run python -m tidrec.tokenize"
+        )
     return payload
 
 
@@ -113,7 +120,16 @@ def load_tokenizer(path: str | Path, *, device: str = "auto") -> SidTokenizer:
         raise InputError(
             f"{path}: unknown tokenizer kind {payload['kind']!r} (expected one of {sorted(registry)})"
         )
-    return registry[payload["kind"]].from_checkpoint(payload, source=path, device=device)
+    try:
+        return registry[payload["kind"]].from_checkpoint(payload, source=path, device=device)
+    except TidrecError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as error:
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise InputError(
+            f"{path}: tokenizer checkpoint does not match its {payload['kind']} config "
+            f"({type(error).__name__}: {reason}); re-run python -m tidrec.tokenize"
+        ) from None
 
 
 def as_float_matrix(embeddings: np.ndarray, *, dim: int | None = None) -> np.ndarray:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tidrec.errors import InputError
-from tidrec.io import atomic_path
+from tidrec.io import atomic_path, parse_json_object, read_parquet, read_parquet_schema
 
 _META_KEY = b"tidrec.sid_table"
 
@@ -77,30 +77,56 @@ class SidTable:
         """Read a table written by :meth:`save`.
 
         Raises:
-            InputError: missing file, not a SID table, or contents that do not match its hash.
+            InputError: missing, unreadable or truncated file, not a SID table, or contents that do
+                not match its hash (one line naming the file).
         """
         path = Path(path)
         if not path.exists():
             raise InputError(f"{path}: SID table not found (run python -m tidrec.tokenize first)")
-        table = pq.read_table(path)
-        raw = (table.schema.metadata or {}).get(_META_KEY)
-        if raw is None:
-            raise InputError(f"{path}: not a tidrec SID table (metadata missing)")
-        meta = json.loads(raw)
-        levels = len(meta["level_sizes"])
-        codes = np.stack([table[f"code_{lv}"].to_numpy() for lv in range(levels)], axis=1)
-        sids = cls(
-            item_ids=table["item_id"].to_numpy(zero_copy_only=False).astype(str),
-            codes=codes.astype(np.int64),
-            level_sizes=tuple(meta["level_sizes"]),
-            dataset_hash=meta["dataset_hash"],
-        )
+        schema = read_parquet_schema(path, remedy=_REMEDY)
+        meta = _metadata(path, schema)
+        if meta is None:
+            raise InputError(f"{path}: not a tidrec SID table (metadata missing); {_REMEDY}")
+        missing = [key for key in ("level_sizes", "dataset_hash", "content_hash") if key not in meta]
+        if missing:
+            raise InputError(f"{path}: SID table metadata lacks {', '.join(missing)}; {_REMEDY}")
+        level_sizes = meta["level_sizes"]
+        if not isinstance(level_sizes, list) or not all(type(size) is int for size in level_sizes):
+            raise InputError(f"{path}: SID table metadata has level_sizes {level_sizes!r}; {_REMEDY}")
+        columns = ("item_id", *(f"code_{level}" for level in range(len(level_sizes))))
+        table = read_parquet(path, columns=columns, remedy=_REMEDY)
+        try:
+            codes = np.stack([table[f"code_{lv}"].to_numpy() for lv in range(len(level_sizes))], axis=1)
+            sids = cls(
+                item_ids=table["item_id"].to_numpy(zero_copy_only=False).astype(str),
+                codes=codes.astype(np.int64),
+                level_sizes=tuple(level_sizes),
+                dataset_hash=str(meta["dataset_hash"]),
+            )
+        except (ValueError, TypeError, pa.ArrowException) as error:
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            raise InputError(f"{path}: not a valid SID table ({reason}); {_REMEDY}") from None
         if sids.content_hash() != meta["content_hash"]:
             raise InputError(f"{path}: contents do not match the hash stored in the file")
         return sids
 
     @staticmethod
     def metadata(path: str | Path) -> dict:
-        """The metadata stored with a saved table (level sizes, hashes, tokenizer config)."""
-        raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
-        return json.loads(raw) if raw else {}
+        """The metadata stored with a saved table (level sizes, hashes, tokenizer config); {} if none.
+
+        Raises:
+            InputError: the file is missing, not Parquet, or its metadata is not a JSON object.
+        """
+        return _metadata(Path(path), read_parquet_schema(path, remedy=_REMEDY)) or {}
+
+
+_REMEDY = "re-run python -m tidrec.tokenize"
+"""What recreates a SID table; ends the messages about a bad one."""
+
+
+def _metadata(path: Path, schema: pa.Schema) -> dict | None:
+    """The table's own metadata (None when the file has none), parsed as a JSON object."""
+    raw = (schema.metadata or {}).get(_META_KEY)
+    if raw is None:
+        return None
+    return parse_json_object(raw, source=f"{path} (SID table metadata)", remedy=_REMEDY)

@@ -33,7 +33,7 @@ def _count_builds(monkeypatch) -> list[int]:
     return calls
 
 
-def test_manifest_reuse_and_rebuild_on_change(tmp_path, files, monkeypatch, capsys):
+def test_manifest_reuse_and_refusal_to_replace_on_change(tmp_path, files, monkeypatch, capsys):
     calls = _count_builds(monkeypatch)
     config = DataConfig(dataset="files", interactions=files[0], items=files[1])
     out = tmp_path / "data"
@@ -48,26 +48,34 @@ def test_manifest_reuse_and_rebuild_on_change(tmp_path, files, monkeypatch, caps
     again = prepare_dataset(config, out)
     assert len(calls) == 1  # reused, not rebuilt
     assert again.content_hash == first.content_hash
+    unset = prepare_dataset(DataConfig(), out)  # no data option: the folder's data, not ml-100k
+    assert len(calls) == 1 and unset.content_hash == first.content_hash
 
-    prepare_dataset(DataConfig(dataset="files", interactions=files[0], items=files[1], kcore=2), out)
-    assert len(calls) == 2  # an option changed
-
-    files[1].write_text(ITEMS.replace("Gamma", "Gamma II"))
     kcore2 = DataConfig(dataset="files", interactions=files[0], items=files[1], kcore=2)
-    changed = prepare_dataset(kcore2, out)
-    assert len(calls) == 3  # a source file changed
-    assert "Gamma II" in changed.item_texts
-    assert load_dataset(out).content_hash == changed.content_hash
+    with pytest.raises(prepare.ConfigError, match=r"with other options \(--kcore\)"):
+        prepare_dataset(kcore2, out)
+    moved = tmp_path / "moved.csv"
+    moved.write_text(files[0].read_text())
+    elsewhere = DataConfig(dataset="files", interactions=moved, items=files[1])
+    with pytest.raises(prepare.ConfigError, match=r"from files .*inter.csv .*, not files .*moved.csv"):
+        prepare_dataset(elsewhere, out)
+    files[1].write_text(ITEMS.replace("Gamma", "Gamma II"))
+    with pytest.raises(prepare.ConfigError, match="files have changed since"):
+        prepare_dataset(config, out)
+    assert len(calls) == 1  # nothing rebuilt, nothing replaced
+    assert load_dataset(out).content_hash == first.content_hash
+
+    fresh = prepare_dataset(kcore2, tmp_path / "other")  # a new folder takes the new data
+    assert len(calls) == 2 and "Gamma II" in fresh.item_texts
 
 
-def test_failed_rebuild_keeps_the_previous_dataset(tmp_path, files):
+def test_a_failed_build_writes_nothing(tmp_path, files):
     config = DataConfig(dataset="files", interactions=files[0], items=files[1])
     out = tmp_path / "data"
-    good = prepare_dataset(config, out)
     files[0].write_text(INTERACTIONS + "u9,a,1\n")
     with pytest.raises(prepare.InputError, match="user 'u9'"):
         prepare_dataset(config, out)
-    assert load_dataset(out).content_hash == good.content_hash
+    assert not (out / "manifest.json").exists()
 
 
 def test_cli_help(capsys):

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from tidrec.baselines.popularity import PopularityRecommender
 from tidrec.baselines.presets import PRESETS, resolve_preset
 from tidrec.data.dataset import Dataset
 from tidrec.errors import ConfigError, InputError
+from tidrec.io import read_json_object
 
 BASELINES = ("pop", "llmseqsim", *PRESETS)
 """Model names :func:`fit_baseline` accepts."""
@@ -108,10 +108,7 @@ def load_recommender(path: str | Path, dataset: Dataset, *, device: str = "cpu")
 
         return load_sequence_recommender(path, dataset, device=device)
     if path.suffix == ".json":
-        try:
-            state = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        state = read_json_object(path, remedy=f"re-run python -m tidrec.fit --model {path.stem}")
         _check_hash(path, state.get("dataset_hash"), dataset)
         if state.get("model") == "pop":
             return PopularityRecommender.load(state, num_items=dataset.num_items, path=path)

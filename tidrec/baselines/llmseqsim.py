@@ -114,10 +114,16 @@ class LLMSeqSimRecommender:
         Raises:
             InputError: the embeddings file is missing or has the wrong number of rows.
         """
-        npy = path.parent / str(state.get("embeddings", ""))
-        if not npy.is_file():
-            raise InputError(f"{path}: field 'embeddings' names {npy.name!r}, which is not a file beside it")
-        embeddings = np.load(npy)
+        name = str(state.get("embeddings", ""))
+        npy = path.parent / name
+        if Path(name).name != name or not npy.is_file():  # a bare file name: nothing outside the folder
+            raise InputError(f"{path}: field 'embeddings' names {name!r}, which is not a file beside it")
+        try:
+            embeddings = np.load(npy, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            raise InputError(
+                f"{npy}: not a readable .npy array ({error}); re-run fit --model llmseqsim"
+            ) from None
         if embeddings.ndim != 2 or len(embeddings) != num_items:
             raise InputError(f"{npy}: embeddings have shape {embeddings.shape}, expected ({num_items}, E)")
         return cls(embeddings, aggregation=state.get("aggregation", "last"))

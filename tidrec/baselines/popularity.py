@@ -50,7 +50,10 @@ class PopularityRecommender:
         Raises:
             InputError: the counts do not cover ``num_items`` items.
         """
-        counts = np.asarray(state.get("counts", []), dtype=np.int64)
+        try:
+            counts = np.asarray(state.get("counts", []), dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"{path}: 'counts' must be a list of integers; re-run fit --model pop") from None
         if counts.shape != (num_items,):
-            raise InputError(f"{path}: 'counts' has {counts.shape[0]} entries, expected {num_items} items")
+            raise InputError(f"{path}: 'counts' has shape {counts.shape}, expected ({num_items},) items")
         return cls(counts)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tidrec.artifacts import CHECKPOINT_KEY
 from tidrec.baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from tidrec.baselines.ranking import exclusion_mask, top_k_items
 from tidrec.baselines.sasrec import SASRec, SASRecConfig, left_pad
@@ -121,8 +122,9 @@ class SplitData(torch.utils.data.Dataset):
 class SequenceModule(L.LightningModule):
     """Lightning wrapper: trains by the model's own loss, validates by full-ranking NDCG@10.
 
-    Its hyperparameters (architecture, config, dataset hash, model name) are saved in each
-    checkpoint, so :meth:`load_from_checkpoint` rebuilds the model from the file alone.
+    Each checkpoint records the architecture, model config, model name and dataset hash as plain
+    data under ``checkpoint["tidrec"]``, so :func:`tidrec.baselines.train.load_sequence_recommender`
+    rebuilds the model from a weights-only load of the file alone.
     """
 
     def __init__(
@@ -140,6 +142,15 @@ class SequenceModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_model(architecture, config)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "kind": "sequence",
+            "architecture": self.hparams.architecture,
+            "config": dict(self.hparams.config),
+            "model_name": self.hparams.model_name,
+            "dataset_hash": self.hparams.dataset_hash,
+        }
 
     def training_step(self, windows: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss = self.model.loss(windows)

@@ -10,9 +10,16 @@ import lightning as L
 import numpy as np
 import torch
 
+from tidrec.artifacts import check_checkpoint, checkpoint_record, read_checkpoint
 from tidrec.baselines.pca import init_item_table
 from tidrec.baselines.presets import SequencePreset
-from tidrec.baselines.sequential import SequenceModule, SequenceRecommender, split_loader, train_loader
+from tidrec.baselines.sequential import (
+    SequenceModule,
+    SequenceRecommender,
+    build_model,
+    split_loader,
+    train_loader,
+)
 from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import InputError
 
@@ -38,7 +45,7 @@ def train_sequence_model(
         The best checkpoint and a summary (epochs run, best validation NDCG@10, PCA scale, and the
         ``--max-time`` timer's seconds for :func:`~tidrec.training.record_training`).
     """
-    from tidrec.training import make_trainer, plot_curves, resume_path, timer_seconds
+    from tidrec.training import make_trainer, plot_curves, resume_checkpoint, timer_seconds
 
     train_config = dataclasses.replace(
         train_config,
@@ -64,7 +71,15 @@ def train_sequence_model(
         if embeddings is None:
             raise ValueError(f"{preset.name} needs item text embeddings for its PCA initialisation")
         info["pca_scale"] = init_item_table(module.model.item_table, embeddings)
-    trainer = make_trainer(train_config, out_dir, monitor="val/ndcg@10")
+    checkpoint = resume_checkpoint(
+        train_config,
+        out_dir,
+        model=preset.name,
+        dataset_hash=dataset.content_hash,
+        data_path=f"dataset {dataset.name!r}",
+        model_config=dict(module.hparams.config),
+    )
+    trainer = make_trainer(train_config, out_dir, resume_from=checkpoint, monitor="val/ndcg@10")
     trainer.fit(
         module,
         train_dataloaders=train_loader(
@@ -75,7 +90,7 @@ def train_sequence_model(
             windows=preset.windows,
         ),
         val_dataloaders=split_loader(module, validation_split(dataset, train_config), dataset.num_items),
-        ckpt_path=resume_path(train_config, out_dir),
+        ckpt_path=checkpoint,
     )
     best = out_dir / "best.ckpt"
     if (out_dir / "metrics.csv").is_file():
@@ -102,21 +117,25 @@ def validation_split(dataset: Dataset, config: Any) -> Split:
 def load_sequence_recommender(path: Path, dataset: Dataset, *, device: str = "cpu") -> SequenceRecommender:
     """A :class:`SequenceRecommender` from a checkpoint written by :func:`train_sequence_model`.
 
+    The file is read weights-only; the model is rebuilt from the plain-data record it carries.
+
     Raises:
         InputError: the file is not such a checkpoint, or it was trained on another dataset.
     """
+    checkpoint = read_checkpoint(path)
+    record = checkpoint_record(checkpoint, path)
+    if record.kind != "sequence":
+        raise InputError(f"{path}: a {record.model_name} checkpoint, not a sequence baseline's")
+    check_checkpoint(record, dataset_hash=dataset.content_hash, data_path=f"dataset {dataset.name!r}")
+    config = record.entry["config"]
+    if not isinstance(config, dict) or config.get("num_items") != dataset.num_items:
+        scored = config.get("num_items") if isinstance(config, dict) else None
+        raise InputError(f"{path}: model scores {scored} items, dataset has {dataset.num_items}")
     try:
-        module = SequenceModule.load_from_checkpoint(path, map_location="cpu")
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise InputError(f"{path}: not a tidrec sequence-baseline checkpoint ({error})") from None
-    saved = module.hparams.get("dataset_hash")
-    if saved != dataset.content_hash:
-        raise InputError(
-            f"{path}: trained on dataset {str(saved)[:12]}, but this dataset is {dataset.content_hash[:12]}"
-        )
-    if module.hparams["config"]["num_items"] != dataset.num_items:
-        raise InputError(
-            f"{path}: model scores {module.hparams['config']['num_items']} items, dataset has "
-            f"{dataset.num_items}"
-        )
-    return SequenceRecommender(module.model, device=torch.device(device))
+        model = build_model(record.entry["architecture"], config)
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise InputError(f"{path}: the model in this checkpoint does not load ({reason})") from None
+    return SequenceRecommender(model, device=torch.device(device))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tidrec.cli import run
 from tidrec.data.prepare import DataConfig, prepare_dataset
+from tidrec.io import check_output_dir
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,6 +17,10 @@ class PrepareConfig(DataConfig):
 
     out: Path = Path("data")
     """Folder for the prepared dataset (Parquet files and manifest.json)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_output_dir(self.out, "--out")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

