@@ -18,7 +18,7 @@ import pytest
 import torch
 from tiger_fixtures import make_run
 
-from tidrec import beam, compare, evaluate, fit, run, tokenize
+from tidrec import beam, compare, evaluate, fit, pipeline, run, tokenize
 from tidrec.data import __main__ as data_cli
 from tidrec.errors import InputError
 
@@ -80,7 +80,7 @@ def no_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
 
 BAD_OPTIONS = [
     # (stage, flags, text the line must contain)
-    ("fit", ["--accelerator", "gpu"], "--accelerator gpu: no CUDA GPU found"),
+    ("fit", ["--device", "cuda"], "--device cuda: no CUDA GPU found"),
     ("fit", ["--precision", "bogus"], "--precision 'bogus' is not one of"),
     ("fit", ["--strategy", "bogus"], "--strategy 'bogus'"),
     ("fit", ["--devices", "0"], "--devices must be auto or a count >= 1"),
@@ -124,7 +124,7 @@ BAD_OPTIONS = [
     ("run", ["--max-time", "inf"], "--max-time must be"),
     ("run", ["--eval-batch-size", "0"], "--eval-batch-size must be"),
     ("run", ["--rqvae-lr", "nan"], "--rqvae-lr must be"),
-    ("run", ["--accelerator", "gpu"], "--accelerator gpu: no CUDA GPU found"),
+    ("run", ["--device", "cuda"], "--device cuda: no CUDA GPU found"),
     ("beam", ["--beam-size", "0"], "--beam-size must be an integer >= 1"),
     ("beam", ["--budget-ms", "nan"], "--budget-ms must be a finite number > 0"),
     ("beam", ["--budget-ms", "inf"], "--budget-ms must be"),
@@ -152,7 +152,7 @@ def test_a_bad_option_is_one_line_before_any_work(stage, flags, expected, tmp_pa
 def test_an_output_folder_that_is_a_file_is_one_line(stage, tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.write_text("a file, not a folder")
-    flag = "--run" if stage == "compare" else "--out"
+    flag = "--out"  # compare takes --run as another name of it
     assert f"{flag} {taken} is a file" in one_line_error(
         capsys, stage, STAGES[stage](base_argv(stage, taken))
     )
@@ -317,7 +317,8 @@ def test_sid_table_metadata_of_a_corrupt_file_is_an_input_error(tmp_path):
 
 
 def test_an_incomplete_tokenizer_checkpoint_is_an_input_error(tmp_path):
-    from tokenizer.base import CHECKPOINT_FORMAT, load_tokenizer
+    from tokenizer import load_tokenizer
+    from tokenizer.base import CHECKPOINT_FORMAT
 
     path = tmp_path / "tokenizer.pt"
     torch.save({"format": CHECKPOINT_FORMAT}, path)
@@ -350,7 +351,7 @@ def test_a_corrupt_training_record_is_an_input_error(tmp_path):
     folder.mkdir(parents=True)
     (folder / "train_info.json").write_bytes(b"\x00\x01")
     with pytest.raises(InputError, match=r"train_info\.json: not valid JSON.*--retrain true"):
-        compare.training_record(tmp_path, "pop")
+        pipeline.training_record(tmp_path, "pop")
 
 
 def test_training_seconds_survive_a_train_info_that_is_not_an_object(tmp_path):

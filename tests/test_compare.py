@@ -60,13 +60,13 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "| sasrec |" in out and "Serendipity@10" in out
-    result = json.loads((run / "compare" / "results.json").read_text())
+    result = json.loads((run / "results.json").read_text())
     assert [r["model"] for r in result["results"]] == ["pop", "sasrec", "llmseqsim"]
     assert result["exclude_history"] is True and result["machine"]
     by_model = {r["model"]: r for r in result["results"]}
     assert by_model["llmseqsim"]["recall@10"] > by_model["pop"]["recall@10"]
     assert by_model["sasrec"]["train_seconds"] > 0
-    assert (run / "compare" / "results.md").is_file() and (run / "compare" / "results.png").is_file()
+    assert (run / "results.md").is_file() and (run / "results.png").is_file()
     # a second run reuses every trained artifact
     mtime = (run / "models" / "sasrec" / "best.ckpt").stat().st_mtime
     assert main([*args, "--models", "sasrec"]) == 0
@@ -82,10 +82,54 @@ def test_markdown_table_formats_times():
 
 
 def test_standard_errors_match_a_hand_computed_case():
-    from tidrec.evaluate import standard_errors
+    from tidrec.metrics import standard_errors
 
     ranked = np.array([[5, 1, 2], [1, 2, 3], [4, 4, 4], [9, 8, 7]])
     targets = np.array([5, 2, 0, 0])  # ranks 0 and 1, then two misses
     errors = standard_errors(ranked, targets, k=3)
     assert errors["recall@3_se"] == pytest.approx(np.std([1, 1, 0, 0], ddof=1) / 2)
     assert errors["ndcg@3_se"] == pytest.approx(np.std([1.0, 1 / np.log2(3), 0, 0], ddof=1) / 2)
+
+
+def test_a_model_registered_from_outside_joins_the_comparison(tmp_path, capsys):
+    """A new model is one registration: no edit to tidrec's own files."""
+    from test_run import write_files
+
+    from tidrec import models
+
+    class Last:
+        """Recommends the catalogue in reverse item order: a model nobody would pick, but a model."""
+
+        def __init__(self, num_items: int) -> None:
+            self.num_items = num_items
+
+        def recommend(self, split, *, k, exclude_history):
+            ranked = np.full(k, -1)
+            ranked[: min(k, self.num_items)] = np.arange(self.num_items)[::-1][:k]
+            return np.tile(ranked, (len(split), 1))
+
+    def fit(config, dataset):
+        path = config.run / "models" / config.model / "last.json"
+        path.write_text("{}")
+        return path
+
+    spec = models.ModelSpec(
+        name="last-items",
+        summary="test model",
+        preset=lambda config: {},
+        fit=fit,
+        load=lambda request: Last(request.dataset.num_items),
+        artifact="last.json",
+        trained=False,
+    )
+    models.register(spec)
+    try:
+        write_files(tmp_path)
+        data = ["--dataset", "files", "--interactions", str(tmp_path / "interactions.csv")]
+        data += ["--items", str(tmp_path / "items.csv")]
+        argv = ["--run", str(tmp_path / "run"), *data, "--models", "pop", "last-items", "--progress", "false"]
+        assert main(argv) == 0
+        assert "| last-items |" in capsys.readouterr().out
+        assert "last-items" in models.names() and "pop" in models.names()
+    finally:
+        models.unregister("last-items")

@@ -14,8 +14,9 @@ from tiger_fixtures import make_run
 from tidrec import evaluate as ev
 from tidrec.data.dataset import load_dataset
 from tidrec.errors import ConfigError, InputError
-from tidrec.fit import FitConfig, PositionSampler, batch_size, fit, learning_rate, main, model_config
+from tidrec.fit import FitConfig, fit, main, resolve_config
 from tidrec.model import TigerModule, TigerRecommender, load_checkpoint
+from tidrec.models.tiger.train import PositionSampler, model_config
 from tokenizer.sid_table import SidTable
 
 TINY = dict(
@@ -150,9 +151,12 @@ def test_position_sampler_draws_fresh_positions_capped_per_user():
     assert sorted(PositionSampler(users, per_user=0, seed=0)) == list(range(7))
 
 
+def resolved(**given):
+    return resolve_config(FitConfig(run=".", **given))
+
+
 def test_presets_and_overrides():
-    cpu = model_config(FitConfig(run=".", preset="cpu"))
-    tiger = model_config(FitConfig(run=".", preset="tiger"))
+    cpu, tiger = resolved(preset="cpu"), resolved(preset="tiger")
     assert (tiger.num_layers, tiger.d_model, tiger.num_heads, tiger.d_kv, tiger.max_items) == (
         4,
         128,
@@ -161,21 +165,29 @@ def test_presets_and_overrides():
         20,
     )
     assert cpu.num_layers < tiger.num_layers and cpu.max_items < tiger.max_items
-    assert learning_rate(FitConfig(run=".", preset="cpu")) > learning_rate(FitConfig(run=".", preset="tiger"))
-    assert learning_rate(FitConfig(run=".", preset="cpu", lr=0.5)) == 0.5
-    assert batch_size(FitConfig(run=".", preset="cpu")) < batch_size(FitConfig(run=".", preset="tiger"))
-    assert batch_size(FitConfig(run=".", preset="cpu", batch_size=7)) == 7
+    assert cpu.lr > tiger.lr and resolved(preset="cpu", lr=0.5).lr == 0.5
+    assert cpu.batch_size < tiger.batch_size and resolved(preset="cpu", batch_size=7).batch_size == 7
     # the CPU preset trains without dropout or user tokens; TIGER size keeps the paper's
     assert (cpu.dropout, cpu.user_buckets, tiger.dropout, tiger.user_buckets) == (0.0, 0, 0.1, 2000)
-    assert model_config(FitConfig(run=".", preset="cpu", user_buckets=50, dropout=0.2)).user_buckets == 50
-    wider = model_config(FitConfig(run=".", preset="tiger", num_heads=8))
+    assert model_config(resolved(preset="cpu", user_buckets=50, dropout=0.2)).user_buckets == 50
+    wider = resolved(preset="tiger", num_heads=8)
     assert wider.num_heads * wider.d_kv == 384
+    assert resolve_config(tiger) == tiger  # resolving twice changes nothing: a saved config replays
     with pytest.raises(ConfigError, match="--beam-size"):
         FitConfig(run=".", beam_size=5)
     with pytest.raises(ConfigError, match="--user-buckets"):
         FitConfig(run=".", user_buckets=-1)
     with pytest.raises(ConfigError, match="--batch-size"):
         FitConfig(run=".", batch_size=0)
+
+
+def test_a_presets_own_training_values_apply_unless_the_user_sets_them():
+    sasrec = resolve_config(FitConfig(run=".", model="sasrec"))
+    assert (sasrec.max_epochs, sasrec.patience, sasrec.seed, sasrec.batch_size) == (200, 10, 42, 128)
+    tiger = resolve_config(FitConfig(run=".", model="tiger", preset="cpu"))
+    assert (tiger.max_epochs, tiger.patience, tiger.seed, tiger.batch_size) == (50, 5, 42, 64)
+    mine = resolve_config(FitConfig(run=".", model="sasrec", max_epochs=3, patience=1, seed=7, d_model=32))
+    assert (mine.max_epochs, mine.patience, mine.seed, mine.d_model, mine.max_len) == (3, 1, 7, 32, 200)
 
 
 def test_cli_help(capsys):
@@ -191,7 +203,7 @@ def test_make_trainer_defaults(tmp_path):
 
     from tidrec.training import TrainConfig, make_trainer
 
-    trainer = make_trainer(TrainConfig(accelerator="cpu", gradient_clip=0.5, patience=3), tmp_path)
+    trainer = make_trainer(TrainConfig(device="cpu", gradient_clip=0.5, patience=3), tmp_path)
     checkpoints = {c.filename: c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)}
     stopping = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
     assert (checkpoints["best"].monitor, checkpoints["best"].mode) == ("val/ndcg@10", "max")
@@ -209,7 +221,7 @@ def test_wandb_is_added_on_request(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    trainer = make_trainer(TrainConfig(accelerator="cpu", logger="wandb"), tmp_path)
+    trainer = make_trainer(TrainConfig(device="cpu", logger="wandb"), tmp_path)
     assert [type(lg).__name__ for lg in trainer.loggers] == ["MetricsCSVLogger", "WandbLogger"]
 
 
@@ -253,6 +265,43 @@ def test_curves_average_step_losses_per_epoch_and_follow_the_learning_rate(tmp_p
 def test_baseline_only_options_are_refused_for_tiger(tmp_path, capsys):
     make_run(tmp_path)
     assert main(["--run", str(tmp_path), "--windows", "random", "--progress", "false"]) == 2
-    assert "--windows: options of the SASRec/BERT4Rec baselines, not of tiger" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="--max-len, --loss"):
+    assert "--windows: not an option of --model tiger" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--loss, --max-len"):
         fit(FitConfig(run=tmp_path, max_len=50, loss="bce"))
+    with pytest.raises(ConfigError, match="--preset: not an option of --model sasrec"):
+        fit(FitConfig(run=tmp_path, model="sasrec", preset="tiger"))
+
+
+def test_print_config_shows_the_merged_config_and_config_replays_a_fit(tmp_path, capsys):
+    import yaml
+
+    make_run(tmp_path, num_users=12)
+    argv = ["--run", str(tmp_path), "--model", "sasrec", "--max-len", "8", "--d-model", "16"]
+    assert main([*argv, "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    shown = (printed["max_len"], printed["d_model"], printed["max_epochs"], printed["seed"])
+    assert shown == (8, 16, 200, 42)
+    assert not (tmp_path / "models" / "sasrec").exists()  # printing trains nothing
+
+    assert main([*argv, "--max-epochs", "2", "--progress", "false", "--device", "cpu"]) == 0
+    saved = tmp_path / "models" / "sasrec" / "config.yaml"
+    first = torch.load(tmp_path / "models" / "sasrec" / "best.ckpt", weights_only=True)["state_dict"]
+    assert yaml.safe_load(saved.read_text())["max_epochs"] == 2
+    replay = tmp_path / "replay.yaml"
+    replay.write_text(saved.read_text())
+    assert main(["--config", str(replay)]) == 0  # the saved config alone retrains the same model
+    again = torch.load(tmp_path / "models" / "sasrec" / "best.ckpt", weights_only=True)["state_dict"]
+    for name, tensor in first.items():
+        torch.testing.assert_close(again[name], tensor, msg=name)
+    assert main(["--config", str(replay), "--max-epochs", "1", "--print-config"]) == 0  # flags win
+    assert yaml.safe_load(capsys.readouterr().out)["max_epochs"] == 1
+
+
+def test_a_bad_config_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run: .\nmax_epoch: 3\n")
+    assert main(["--config", str(bad)]) == 2
+    assert "unknown option 'max_epoch'" in capsys.readouterr().err
+    bad.write_text("run: .\nmax_epochs: many\n")
+    assert main(["--config", str(bad)]) == 2
+    assert "max_epochs" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``python -m tidrec.run``: the whole pipeline on a tiny file dataset, and its --help."""
+"""``python -m tidrec.run`` and ``tidrec.compare``: one pipeline, its options, and a tiny end-to-end run."""
 
 from __future__ import annotations
 
@@ -27,21 +27,20 @@ def test_help_lists_tokenize_fit_and_run_flags(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--dataset", "--tokenizer", "--preset", "--max-epochs", "--baselines", "--out"):
+    for flag in ("--dataset", "--tokenizer", "--preset", "--max-epochs", "--models", "--out", "--config"):
         assert flag in text
-    assert "--run " not in text and "--model " not in text  # set by the run itself
+    assert "--model " not in text  # set per model by the run itself
 
 
-def test_run_folder_is_out_and_cpu_preset_gets_a_budget(tmp_path):
-    config = RunConfig(out=tmp_path, preset="cpu")
+def test_each_model_gets_the_options_it_reads_and_its_preset_for_the_rest(tmp_path):
+    config = RunConfig(out=tmp_path, preset="cpu", max_len=50, windows="random", d_model=32)
     assert config.run == tmp_path
-    assert config.fit_config("tiger").max_time is not None
-    assert config.fit_config("pop").model == "pop"
-    baseline_options = RunConfig(out=tmp_path, preset="cpu", max_len=50, windows="random")
-    assert baseline_options.fit_config("sasrec").max_len == 50  # the baselines get them ...
-    assert baseline_options.fit_config("tiger").windows is None  # ... the generative model does not
-    with pytest.raises(ConfigError, match="--baselines"):
-        RunConfig(out=tmp_path, baselines=("nope",))
+    assert config.fit_config("sasrec").max_len == 50  # the baselines get them ...
+    assert config.fit_config("tiger").windows is None  # ... the generative model does not
+    assert config.fit_config("tiger").d_model == config.fit_config("sasrec").d_model == 32
+    assert config.fit_config("sasrec").preset is None and config.fit_config("pop").model == "pop"
+    with pytest.raises(ConfigError, match="--models: unknown model 'nope'"):
+        RunConfig(out=tmp_path, models=("nope",))
 
 
 def test_tiny_end_to_end_run(tmp_path, capsys):
@@ -56,15 +55,50 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
         "--device", "cpu",
         "--tokenizer", "rkmeans", "--levels", "2", "--codebook-size", "3", "--collision-size", "8",
         "--preset", "cpu", "--d-model", "16", "--num-layers", "1", "--num-heads", "2", "--d-ff", "32",
-        "--max-epochs", "2", "--batch-size", "16", "--progress", "false",
+        "--max-epochs", "2", "--batch-size", "16", "--max-len", "8", "--progress", "false",
+        "--models", "tiger", "pop", "sasrec",
     ]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "| tiger | test |" in text and "| pop | test |" in text
+    assert "| tiger |" in text and "| pop |" in text and "| sasrec |" in text
     saved = json.loads((out / "results.json").read_text())
-    assert [r["model"] for r in saved["results"]] == ["tiger", "pop"]
-    assert saved["results"][0]["metrics"]["invalid_rate"] == 0.0
+    assert [r["model"] for r in saved["results"]] == ["tiger", "pop", "sasrec"]
+    assert saved["exclude_history"] is True and saved["results"][0]["invalid_rate"] == 0.0
     for path in ("tokenizer/sids.parquet", "models/tiger/best.ckpt", "models/tiger/curves.png", "results.md"):
         assert (out / path).is_file(), path
-    assert (out / "models/tiger/eval/results.json").is_file()
-    assert (out / "models/pop/eval/results.json").is_file()
+    for model in ("tiger", "pop", "sasrec"):  # the numbers tidrec.evaluate gives, per model
+        assert (out / f"models/{model}/eval/results-test-exclude-history.json").is_file()
+    assert (out / "models/sasrec/config.yaml").is_file()
+
+
+def test_the_embedding_model_reaches_every_model_that_embeds_text(tmp_path, monkeypatch):
+    import numpy as np
+
+    import tidrec.embed
+    import tidrec.tokenize
+
+    calls = []
+
+    def embed(texts, *, model, cache_dir=None, batch_size=64, device="auto", progress=True):
+        calls.append(model)
+        return np.random.default_rng(len(texts)).normal(size=(len(texts), 32)).astype(np.float32)
+
+    monkeypatch.setattr(tidrec.embed, "embed_texts", embed)
+    monkeypatch.setattr(tidrec.tokenize, "embed_texts", embed)
+    write_files(tmp_path)
+    out = tmp_path / "run"
+    argv = [
+        "--dataset", "files", "--interactions", str(tmp_path / "interactions.csv"),
+        "--items", str(tmp_path / "items.csv"), "--out", str(out), "--device", "cpu",
+        "--embedding-model", "my-org/my-sentence-model",
+        "--models", "tiger", "llmseqsim", "llm2sasrec", "llm2bert4rec",
+        "--tokenizer", "rkmeans", "--levels", "2", "--codebook-size", "3", "--collision-size", "8",
+        "--preset", "cpu", "--d-model", "8", "--num-layers", "1", "--num-heads", "2", "--d-ff", "32",
+        "--max-epochs", "1", "--batch-size", "16", "--max-len", "8", "--progress", "false",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert calls and set(calls) == {"my-org/my-sentence-model"}
+    assert len(calls) == 4  # the tokenizer and each of the three text baselines
+    for model in ("llmseqsim", "llm2sasrec", "llm2bert4rec"):
+        info = json.loads((out / "models" / model / "train_info.json").read_text())
+        assert info["embedding_model"] == "my-org/my-sentence-model", model

@@ -217,7 +217,7 @@ def test_compare_on_a_files_run_keeps_its_data(tmp_path, capsys):
     manifest = (run / "data" / "manifest.json").read_text()
     assert compare.main(["--run", str(run), "--models", "pop", "--progress", "false"]) == 0
     assert (run / "data" / "manifest.json").read_text() == manifest
-    result = json.loads((run / "compare" / "results.json").read_text())
+    result = json.loads((run / "results.json").read_text())
     assert result["results"][0]["model"] == "pop" and prepared.name in json.dumps(result)
 
     other = tmp_path / "other.csv"

@@ -1,6 +1,9 @@
 """Command-line flags generated from frozen config dataclasses.
 
-Each field becomes ``--field-name``; its attribute docstring becomes the ``--help`` text. A
+Each field becomes ``--field-name``; its attribute docstring becomes the ``--help`` text. Every
+stage also takes ``--config FILE`` (a YAML mapping of field names to values, read as if given as
+flags; flags on the command line win) and ``--print-config`` (print the resolved config as YAML
+and exit): a saved config fed back replays the run. A
 :class:`~tidrec.errors.TidrecError` raised by the stage is printed as one line and exits 2, and so
 is an OS error on a named file that the user fixes (permission denied, a file where a folder belongs).
 """
@@ -85,12 +88,30 @@ def _converter(tp: Any) -> tuple[Callable[[str], Any] | None, dict[str, Any]]:
     raise TypeError(f"no command-line conversion for {tp!r}")
 
 
-def build_parser(config_cls: type, *, prog: str, description: str) -> argparse.ArgumentParser:
-    """An argparse parser with one flag per field of ``config_cls``."""
+def build_parser(
+    config_cls: type,
+    *,
+    prog: str,
+    description: str,
+    aliases: dict[str, Sequence[str]] | None = None,
+) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per field of ``config_cls``, plus ``--config`` and ``--print-config``.
+
+    ``aliases`` maps a field name to extra flags for it (e.g. ``{"out": ["--run"]}``).
+    """
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML file of option values (field names as keys), read as if given as flags; flags win",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config as YAML and exit"
     )
     docs = field_docs(config_cls)
     hints = typing.get_type_hints(config_cls)
@@ -107,19 +128,115 @@ def build_parser(config_cls: type, *, prog: str, description: str) -> argparse.A
                 field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
             )
             kwargs["default"] = default
-        parser.add_argument("--" + field.name.replace("_", "-"), dest=field.name, **kwargs)
+        flags = ["--" + field.name.replace("_", "-"), *(aliases or {}).get(field.name, ())]
+        parser.add_argument(*flags, dest=field.name, **kwargs)
     return parser
 
 
-def parse_config(config_cls: type[C], argv: Sequence[str] | None, *, prog: str, description: str) -> C:
-    """Parse ``argv`` into a ``config_cls`` instance (its ``__post_init__`` validates)."""
-    parser = build_parser(config_cls, prog=prog, description=description)
+def read_config_file(config_cls: type, path: Path) -> dict[str, Any]:
+    """Field values from a YAML file, converted to each field's type.
+
+    Keys may be written with underscores or dashes; a key that is no field of ``config_cls``, or a
+    value the field does not accept, is a one-line error.
+
+    Raises:
+        ConfigError: unreadable file, not a mapping, unknown key or bad value.
+    """
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"--config {path}: not a readable YAML file ({reason})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"--config {path}: expected a mapping of option names to values")
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    values: dict[str, Any] = {}
+    for key, value in loaded.items():
+        name = str(key).replace("-", "_")
+        if name not in fields:
+            raise ConfigError(f"--config {path}: unknown option {key!r}")
+        values[name] = _from_yaml(hints[name], value, f"--config {path}: {key}")
+    return values
+
+
+def _from_yaml(tp: Any, value: Any, where: str) -> Any:
+    """A YAML value as the field type expects it (via the same conversion as the flag's text)."""
+    if value is None:
+        return None
+    convert, extra = _converter(tp)
+    try:
+        if extra.get("nargs") == "+":
+            items = value if isinstance(value, list) else [value]
+            return [convert(str(item)) if convert else item for item in items]
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        converted = convert(text) if convert else value
+    except (ValueError, TypeError, argparse.ArgumentTypeError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+    choices = extra.get("choices")
+    if choices is not None and converted not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+    return converted
+
+
+def config_yaml(config: Any) -> str:
+    """``config`` as YAML (every init field; paths as text, tuples as lists), readable by ``--config``."""
+    import yaml
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        return value
+
+    values = {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config) if f.init}
+    return yaml.safe_dump(values, sort_keys=False, default_flow_style=False)
+
+
+def parse_config(
+    config_cls: type[C],
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    aliases: dict[str, Sequence[str]] | None = None,
+) -> C:
+    """Parse ``argv`` and its ``--config`` file into a ``config_cls`` (its ``__post_init__`` validates)."""
+    return _parse(config_cls, argv, prog=prog, description=description, aliases=aliases)[0]
+
+
+def _parse(
+    config_cls: type[C],
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    aliases: dict[str, Sequence[str]] | None = None,
+) -> tuple[C, bool]:
+    """The config and whether ``--print-config`` was given."""
+    parser = build_parser(config_cls, prog=prog, description=description, aliases=aliases)
+    first = argparse.ArgumentParser(add_help=False)  # --config alone, before required flags are checked
+    first.add_argument("--config", type=Path, default=None)
+    known, _ = first.parse_known_args(argv)
+    if known.config is not None:
+        from_file = read_config_file(config_cls, known.config)
+        for action in parser._actions:
+            if action.dest in from_file:
+                action.required = False
+        parser.set_defaults(**from_file)
     namespace = vars(parser.parse_args(argv))
+    namespace.pop("config")
+    print_config = namespace.pop("print_config")
     hints = typing.get_type_hints(config_cls)
     for name, value in namespace.items():
         if isinstance(value, list) and typing.get_origin(hints[name]) is tuple:
             namespace[name] = tuple(value)
-    return config_cls(**namespace)
+    return config_cls(**namespace), print_config
 
 
 def check_range(
@@ -192,10 +309,19 @@ def run(
     *,
     prog: str,
     description: str,
+    resolve: Callable[[C], Any] | None = None,
+    aliases: dict[str, Sequence[str]] | None = None,
 ) -> int:
-    """Parse flags into a config, run ``stage`` on it, and turn user errors into one line."""
+    """Parse flags into a config, run ``stage`` on it, and turn user errors into one line.
+
+    With ``--print-config`` the config is printed as YAML instead, after ``resolve`` (e.g. the
+    merge of a model's preset with the flags), and nothing runs.
+    """
     try:
-        config = parse_config(config_cls, argv, prog=prog, description=description)
+        config, print_config = _parse(config_cls, argv, prog=prog, description=description, aliases=aliases)
+        if print_config:
+            print(config_yaml(resolve(config) if resolve else config), end="")
+            return 0
         stage(config)
     except TidrecError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)

@@ -8,7 +8,9 @@ or a local folder) is loaded by sentence-transformers the normal way.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,10 @@ def load_model(model: str, device: str):  # -> sentence_transformers.SentenceTra
     else:
         source = model
     try:
+        if not sys.stderr.isatty():  # no weight-loading bar redrawn into a log file
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
         return SentenceTransformer(source, device=device)
     except (OSError, ValueError) as error:  # missing files; malformed hub ids
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -70,6 +76,15 @@ def load_model(model: str, device: str):  # -> sentence_transformers.SentenceTra
             f"embedding model {model!r} cannot be loaded here ({first_line}); download it on a machine "
             f"with internet (e.g. `hf download {model} --local-dir DIR`) and pass --embedding-model DIR"
         ) from None
+
+
+def embedding_cache_dir(run: Path, explicit: Path | None = None) -> Path:
+    """Where a run's item embeddings are cached: ``explicit``, else ``$TIDREC_HOME/embeddings`` when
+    that is set, else ``<run>/embeddings`` (the tokenizer and the text baselines share it)."""
+    if explicit is not None:
+        return Path(explicit)
+    home = os.environ.get("TIDREC_HOME")
+    return Path(home) / "embeddings" if home else Path(run) / "embeddings"
 
 
 def embed_texts(
@@ -106,7 +121,10 @@ def embed_texts(
             return cached
     encoder = load_model(model, str(resolve_device(device)))
     embeddings = encoder.encode(
-        texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True
+        texts,
+        batch_size=batch_size,
+        show_progress_bar=progress and sys.stderr.isatty(),
+        convert_to_numpy=True,
     ).astype(np.float32)  # (N, D)
     if path is not None:
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:

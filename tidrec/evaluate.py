@@ -11,90 +11,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from tidrec.cli import check_range
 from tidrec.cli import run as run_cli
-from tidrec.data.dataset import Dataset, Split
+from tidrec.data.dataset import Dataset
 from tidrec.errors import ConfigError, InputError
 from tidrec.io import write_json, write_text
-
-KS = (5, 10, 20)
-"""Cut-offs reported for Recall and NDCG."""
-
-
-class Recommender(Protocol):
-    """Anything that ranks the catalogue for the users of a split."""
-
-    def recommend(self, split: Split, *, k: int, exclude_history: bool) -> np.ndarray:
-        """(B, k) int64 item_idx, best first; -1 pads rows with fewer than k items."""
-        ...
-
-
-def target_ranks(ranked: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(B,) 0-based position of each target in its ranked list; -1 where it is absent.
-
-    Raises:
-        ValueError: ``ranked`` is not (B, k) for the B targets.
-    """
-    ranked = np.asarray(ranked)
-    targets = np.asarray(targets)
-    if ranked.ndim != 2 or ranked.shape[0] != targets.shape[0]:
-        raise ValueError(f"ranked must be (B={targets.shape[0]}, k), got {ranked.shape}")
-    hits = ranked == targets[:, None]  # (B, k)
-    return np.where(hits.any(axis=1), hits.argmax(axis=1), -1)
-
-
-def ranking_metrics(ranked: np.ndarray, targets: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
-    """Recall@k, NDCG@k for each k in ``ks`` and MRR over the whole list, averaged over rows.
-
-    One target per row, so Recall@k is the hit rate and NDCG@k is ``1 / log2(rank + 2)`` for a
-    0-based rank below k. Padding (-1) never matches a target.
-
-    Args:
-        ranked: (B, k) item_idx, best first.
-        targets: (B,) item_idx.
-        ks: cut-offs.
-    """
-    ranks = target_ranks(ranked, targets)  # (B,)
-    metrics: dict[str, float] = {}
-    if len(ranks) == 0:
-        return {**{f"{m}@{k}": 0.0 for m in ("recall", "ndcg") for k in ks}, "mrr": 0.0}
-    for k in ks:
-        hit, ndcg = _per_user(ranks, k)
-        metrics[f"recall@{k}"] = float(hit.mean())
-        metrics[f"ndcg@{k}"] = float(ndcg.mean())
-    safe = np.maximum(ranks, 0).astype(np.float64)  # (B,) avoids 1/0 on misses
-    metrics["mrr"] = float(np.where(ranks >= 0, 1.0 / (safe + 1.0), 0.0).mean())
-    return metrics
-
-
-def _per_user(ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(B,) float hit@k and NDCG@k of each user, from 0-based target ranks (-1: absent)."""
-    hit = (ranks >= 0) & (ranks < k)
-    safe = np.maximum(ranks, 0).astype(np.float64)  # avoids 1/log2(1) on misses
-    return hit.astype(np.float64), np.where(hit, 1.0 / np.log2(safe + 2.0), 0.0)
-
-
-def standard_errors(ranked: np.ndarray, targets: np.ndarray, *, k: int = 10) -> dict[str, float]:
-    """Standard errors of the mean of Recall@k and NDCG@k over users (``recall@k_se``, ``ndcg@k_se``).
-
-    One target per user makes each metric a mean of independent per-user values, so its standard
-    error is their sample standard deviation over sqrt(users): differences between models smaller
-    than about twice this are within noise.
-    """
-    ranks = target_ranks(ranked, targets)  # (B,)
-    if len(ranks) < 2:
-        return {f"recall@{k}_se": 0.0, f"ndcg@{k}_se": 0.0}
-    hit, ndcg = _per_user(ranks, k)
-    scale = np.sqrt(len(ranks))
-    return {
-        f"recall@{k}_se": float(hit.std(ddof=1) / scale),
-        f"ndcg@{k}_se": float(ndcg.std(ddof=1) / scale),
-    }
+from tidrec.metrics import KS, ranking_metrics
+from tidrec.models import Recommender
 
 
 def list_metrics(
@@ -193,7 +121,7 @@ def evaluate(
     start = time.perf_counter()
     lists = []
     with tqdm(
-        total=len(data), desc=f"evaluate {model_name} ({split})", unit="user", disable=not progress
+        total=len(data), desc=f"evaluate {model_name} ({split})", unit="user", disable=not progress or None
     ) as bar:
         for lo in range(0, len(data), batch_size):
             rows = np.arange(lo, min(lo + batch_size, len(data)))
@@ -263,36 +191,30 @@ class EvaluateConfig:
 
 
 def load_recommender(run: Path, model: str, dataset: Dataset, *, beam_size: int = 20, device: str = "auto"):
-    """The recommender saved under ``<run>/models/<model>/``.
+    """The recommender saved under ``<run>/models/<model>/``, rebuilt by its registered spec.
+
+    A folder whose name is not a registered model (a copy such as ``models/sasrec-w128``) is loaded
+    as the model its ``train_info.json`` records.
 
     Raises:
         InputError: nothing trained there, or it does not match the run's data or SID table.
     """
-    from tidrec.artifacts import checkpoint_record, read_checkpoint
-    from tidrec.device import resolve_device
+    from tidrec import models
+    from tidrec.io import read_json_object
 
     folder = Path(run) / "models" / model
-    checkpoint = folder / "best.ckpt"
-    is_tiger = model == "tiger"
-    if checkpoint.is_file():  # the checkpoint says what it is (read weights-only, never unpickled)
-        is_tiger = checkpoint_record(read_checkpoint(checkpoint, mmap=True), checkpoint).kind == "tiger"
-    if is_tiger:
-        from tidrec.model import TigerRecommender, load_checkpoint
-        from tokenizer.sid_table import SidTable
-
-        loaded = load_checkpoint(checkpoint)
-        sids_path = Path(run) / "tokenizer" / "sids.parquet"
-        sids = SidTable.load(sids_path)
-        loaded.check_dataset(dataset.content_hash, Path(run) / "data")
-        loaded.check_sids(sids, sids_path)
-        return TigerRecommender(
-            loaded, sids, dataset.user_ids, beam_size=beam_size, device=resolve_device(device)
+    name = model
+    if name not in models.names() and (folder / "train_info.json").is_file():
+        name = str(
+            read_json_object(folder / "train_info.json", remedy="re-run python -m tidrec.fit").get("model")
         )
-    if not folder.exists():
+    spec = models.get(name)
+    if not (folder / spec.artifact).is_file():
         raise InputError(f"{folder}: no trained model here (run python -m tidrec.fit --model {model} first)")
-    from tidrec.baselines import load_recommender as load_baseline
-
-    return load_baseline(folder, dataset)
+    request = models.LoadRequest(
+        run=Path(run), folder=folder, dataset=dataset, beam_size=beam_size, device=device
+    )
+    return spec.load(request)
 
 
 def evaluate_run(config: EvaluateConfig) -> EvalResult:

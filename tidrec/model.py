@@ -34,7 +34,7 @@ from tidrec.artifacts import (
 )
 from tidrec.data.dataset import Split
 from tidrec.errors import InputError
-from tidrec.evaluate import ranking_metrics
+from tidrec.metrics import ranking_metrics
 from tidrec.vocab import EOS, PAD, Vocab
 from tokenizer.sid_table import SidTable
 

@@ -1,5 +1,8 @@
 """``python -m tidrec.tokenize``: item texts -> embeddings -> semantic IDs (the SID table).
 
+``--item-vectors`` swaps or joins the text embeddings with collaborative item vectors (item
+co-occurrence, a trained SASRec's item table; see :mod:`tidrec.item_vectors`).
+
 Writes ``<out>/tokenizer/``: ``sids.parquet`` (written last: its presence marks a finished run),
 ``tokenizer.pt``, ``stats.json`` and ``code_usage.png``. Embeddings are cached under
 ``<out>/embeddings/`` (or ``$TIDREC_HOME/embeddings/`` when that is set).
@@ -7,7 +10,6 @@ Writes ``<out>/tokenizer/``: ``sids.parquet`` (written last: its presence marks 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -21,6 +23,7 @@ from tidrec.cli import check_range, run
 from tidrec.data import DataConfig, prepare_dataset
 from tidrec.embed import DEFAULT_EMBEDDING_MODEL, embed_texts
 from tidrec.io import check_output_dir, write_json
+from tidrec.item_vectors import describe, item_vectors, parse_item_vectors
 from tokenizer.base import SidTokenizer
 from tokenizer.collision import DEFAULT_COLLISION_SIZE, add_collision_codes
 from tokenizer.rkmeans import ResidualKMeansConfig, ResidualKMeansTokenizer
@@ -51,8 +54,21 @@ class TokenizeConfig(DataConfig):
     embedding_cache: Path | None = None
     """Embedding cache folder (default: $TIDREC_HOME/embeddings if TIDREC_HOME is set, else
     <out>/embeddings)."""
-    seed: int = 0
-    """Seed of k-means and RQ-VAE training: the same seed gives the same SID table on CPU."""
+    item_vectors: str = "text"
+    """What the tokenizer quantises: text (item-text embeddings), cooc (PPMI + truncated SVD of item
+    co-occurrence in the training sequences), a sequence model trained in this run folder (sasrec,
+    sasrec-bce, bert4rec, llm2sasrec, llm2bert4rec: its item table from <out>/models/NAME/best.ckpt),
+    or several joined by '+', e.g. text+cooc (each part L2-normalised per row, then concatenated)."""
+    cooc_window: int = 5
+    """cooc: two items at most this many positions apart in a training sequence co-occur."""
+    cooc_dim: int = 64
+    """cooc: dimensions kept by the truncated SVD."""
+    collab_weight: float = 1.0
+    """With text in --item-vectors: scale of each collaborative part (cooc, a model's table) after
+    L2 normalisation, text's being 1."""
+    seed: int = 42
+    """Seed of k-means, RQ-VAE training and co-occurrence vectors (42, as every model's preset): the same
+    seed gives the same SID table on CPU."""
     rqvae_epochs: int = RqVaeConfig.epochs
     """RQ-VAE training epochs."""
     rqvae_batch_size: int = RqVaeConfig.batch_size
@@ -79,6 +95,10 @@ class TokenizeConfig(DataConfig):
         check_range("--codebook-size", self.codebook_size, at_least=2)
         check_range("--collision-size", self.collision_size, at_least=1)
         check_range("--embedding-batch-size", self.embedding_batch_size, at_least=1)
+        parse_item_vectors(self.item_vectors)
+        check_range("--cooc-window", self.cooc_window, at_least=1)
+        check_range("--cooc-dim", self.cooc_dim, at_least=1)
+        check_range("--collab-weight", self.collab_weight, above=0)
         check_range("--seed", self.seed, at_least=0, below=2**32)
         check_range("--rqvae-epochs", self.rqvae_epochs, at_least=1)
         check_range("--rqvae-batch-size", self.rqvae_batch_size, at_least=1)
@@ -142,6 +162,7 @@ def tokenize_embeddings(
     folder: Path,
     provenance: dict,
     seconds_embed: float = 0.0,
+    stats_extra: dict | None = None,
 ) -> tuple[SidTable, dict]:
     """Fit ``tokenizer`` on (I, D) ``embeddings``, add collision codes, write the tokenizer artifacts.
 
@@ -156,6 +177,7 @@ def tokenize_embeddings(
         provenance: recorded in the checkpoint, table metadata and stats (embedding model etc.);
             keep timings out of it so the same seed writes a byte-identical table.
         seconds_embed: time spent embedding, added to the total in the stats.
+        stats_extra: recorded in ``stats.json`` only.
 
     Returns:
         The SID table and the statistics written to ``stats.json``.
@@ -193,6 +215,7 @@ def tokenize_embeddings(
         "seed": seed,
         "config": asdict(tokenizer.config),
         **provenance,
+        **(stats_extra or {}),
     }
     meta = {"tokenizer": tokenizer.kind, "config": stats["config"], "seed": seed, **provenance}
     (folder / "sids.parquet").unlink(missing_ok=True)  # an older table must not outlive its tokenizer.pt
@@ -207,26 +230,26 @@ def tokenize_embeddings(
 
 
 def tokenize_run(config: TokenizeConfig) -> SidTable:
-    """Prepare the dataset, embed item texts, fit the tokenizer, write ``<out>/tokenizer/``.
+    """Prepare the dataset, build the item vectors, fit the tokenizer, write ``<out>/tokenizer/``.
 
     Raises:
-        InputError: bad dataset files.
+        InputError: bad dataset files; a model named in ``--item-vectors`` not trained on this data.
         ConfigError: bad options, an embedding model that cannot be loaded, or a collision overflow.
     """
     dataset = prepare_dataset(config, config.out / "data")
     start = time.perf_counter()
-    embeddings = embed_texts(
-        dataset.item_texts,
-        model=config.embedding_model,
-        cache_dir=config.cache_dir(),
-        batch_size=config.embedding_batch_size,
-        device=config.device,
-        progress=config.progress,
-    )  # (I, D)
-    provenance = {
-        "embedding_model": config.embedding_model,
-        "embeddings_sha256": hashlib.sha256(embeddings.tobytes()).hexdigest(),
-    }
+
+    def text_embeddings() -> np.ndarray:
+        return embed_texts(
+            dataset.item_texts,
+            model=config.embedding_model,
+            cache_dir=config.cache_dir(),
+            batch_size=config.embedding_batch_size,
+            device=config.device,
+            progress=config.progress,
+        )  # (I, D)
+
+    embeddings, provenance = item_vectors(config, dataset, text_embeddings)  # (I, E)
     table, stats = tokenize_embeddings(
         embeddings,
         build_tokenizer(config),
@@ -237,8 +260,10 @@ def tokenize_run(config: TokenizeConfig) -> SidTable:
         folder=config.out / "tokenizer",
         provenance=provenance,
         seconds_embed=time.perf_counter() - start,
+        stats_extra={"item_vectors": provenance.get("item_vectors", "text")},
     )
     print(summary_table(stats))
+    print(describe(provenance))
     print(f"wrote {config.out / 'tokenizer'} (sids.parquet, tokenizer.pt, stats.json, code_usage.png)")
     return table
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
+import sys
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -53,8 +57,8 @@ class TrainConfig:
     """Validations without improvement of validation NDCG@10 before stopping."""
     seed: int = 42
     """Seed for weights, sampling and data order."""
-    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
-    """Lightning accelerator (auto: a GPU when one exists)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train (auto: a CUDA GPU when one exists)."""
     devices: str = "auto"
     """Devices to use: a count, or auto."""
     strategy: str = "auto"
@@ -74,7 +78,7 @@ class TrainConfig:
     num_workers: int = 0
     """Data-loader worker processes."""
     progress: bool = True
-    """Show Lightning's progress bar."""
+    """Show progress: a bar on a terminal, one line per epoch with its metrics otherwise."""
 
     def __post_init__(self) -> None:
         check_range("--max-epochs", self.max_epochs, at_least=1)
@@ -99,15 +103,15 @@ class TrainConfig:
                     f"--strategy {self.strategy!r} is not one of auto, "
                     f"{', '.join(StrategyRegistry.available_strategies())}"
                 )
-        if self.accelerator == "gpu":
-            require_cuda("--accelerator gpu")
+        if self.device == "cuda":
+            require_cuda("--device cuda")
         if self.devices.isdigit() and uses_gpu(self) and int(self.devices) > torch.cuda.device_count():
             raise ConfigError(f"--devices {self.devices}: only {torch.cuda.device_count()} CUDA GPU(s) found")
 
 
 def uses_gpu(config: TrainConfig) -> bool:
     """Whether the Trainer will run on a GPU."""
-    return config.accelerator == "gpu" or (config.accelerator == "auto" and torch.cuda.is_available())
+    return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -158,6 +162,37 @@ class FolderCheckpoint(ModelCheckpoint):
         if current is not None and not torch.isfinite(current).all():
             return False
         return super().check_monitor_top_k(trainer, current)
+
+
+def on_terminal() -> bool:
+    """Whether progress goes to a terminal (bars) rather than a pipe or a log file (lines)."""
+    return sys.stderr.isatty()
+
+
+class EpochLines(L.Callback):
+    """Progress for logs: one line per epoch with the epoch's training loss and validation metrics.
+
+    A progress bar redrawn into a file is thousands of carriage-return updates; this is one line.
+    """
+
+    def __init__(self) -> None:
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.monotonic()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        shown = [
+            f"{name} {float(metrics[name]):.4f}"
+            for name in ("train/loss_epoch", "train/loss", "val/loss", "val/recall@10", "val/ndcg@10")
+            if name in metrics and not (name == "train/loss" and "train/loss_epoch" in metrics)
+        ]
+        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        seconds = time.monotonic() - self._start
+        print(f"epoch {trainer.current_epoch + 1}{total}: {', '.join(shown)} ({seconds:.0f} s)", flush=True)
 
 
 class NonFiniteLossError(TidrecError):
@@ -277,14 +312,23 @@ def make_trainer(
         EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
         FiniteLossGuard(),
     ]
-    if config.progress:
+    bar = config.progress and on_terminal()
+    if not on_terminal():  # a log keeps the epoch lines, not Lightning's banners and tips
+        logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    # config.yaml is written into the model folder before training starts: not a stale run
+    warnings.filterwarnings(
+        "ignore", message=r"(Experiment logs|Checkpoint) directory .* exists and is not empty"
+    )
+    if bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
+    elif config.progress:
+        callbacks.append(EpochLines())
     precision = config.precision or ("bf16-mixed" if uses_gpu(config) else "32-true")
     return L.Trainer(
         default_root_dir=out_dir,
         max_epochs=config.max_epochs,
         max_time={"minutes": config.max_time} if config.max_time else None,
-        accelerator=config.accelerator,
+        accelerator={"auto": "auto", "cpu": "cpu", "cuda": "gpu"}[config.device],
         devices=int(config.devices) if config.devices.isdigit() else "auto",
         strategy=config.strategy,
         precision=precision,
@@ -292,8 +336,8 @@ def make_trainer(
         logger=loggers,
         callbacks=callbacks,
         plugins=[SafeCheckpointIO()],
-        enable_progress_bar=config.progress,
-        enable_model_summary=config.progress,
+        enable_progress_bar=bar,
+        enable_model_summary=bar,
         log_every_n_steps=10,
         num_sanity_val_steps=0,
         deterministic=False,

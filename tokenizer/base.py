@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import torch
 
-from tidrec.errors import InputError, TidrecError
+from tidrec.errors import InputError
 from tidrec.io import atomic_path
 
 CHECKPOINT_FORMAT = "tidrec.tokenizer/1"
@@ -103,33 +103,6 @@ def config_from_dict(cls: type[C], values: dict[str, Any], *, source: str | Path
         for key, value in values.items()
     }
     return cls(**converted)
-
-
-def load_tokenizer(path: str | Path, *, device: str = "auto") -> SidTokenizer:
-    """Rebuild whichever tokenizer wrote ``path``.
-
-    Raises:
-        InputError: missing or foreign file, or an unknown tokenizer kind.
-    """
-    from tokenizer.rkmeans import ResidualKMeansTokenizer
-    from tokenizer.rqvae import RqVaeTokenizer
-
-    payload = read_checkpoint(path)
-    registry = {"rqvae": RqVaeTokenizer, "rkmeans": ResidualKMeansTokenizer}
-    if payload["kind"] not in registry:
-        raise InputError(
-            f"{path}: unknown tokenizer kind {payload['kind']!r} (expected one of {sorted(registry)})"
-        )
-    try:
-        return registry[payload["kind"]].from_checkpoint(payload, source=path, device=device)
-    except TidrecError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as error:
-        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        raise InputError(
-            f"{path}: tokenizer checkpoint does not match its {payload['kind']} config "
-            f"({type(error).__name__}: {reason}); re-run python -m tidrec.tokenize"
-        ) from None
 
 
 def as_float_matrix(embeddings: np.ndarray, *, dim: int | None = None) -> np.ndarray:

@@ -53,7 +53,10 @@ class ResidualKMeansTokenizer:
         residual = as_float_matrix(embeddings).copy()  # (N, D)
         self.codebooks = []
         for level in tqdm(
-            range(self.config.levels), desc="residual k-means", unit="level", disable=not self.progress
+            range(self.config.levels),
+            desc="residual k-means",
+            unit="level",
+            disable=not self.progress or None,
         ):
             centroids = kmeans(
                 residual,

@@ -186,7 +186,7 @@ class RqVaeTokenizer:
         )
         generator = torch.Generator().manual_seed(seed)
         self.history, reseeded = [], 0
-        bar = tqdm(range(cfg.epochs), desc="RQ-VAE", unit="epoch", disable=not self.progress)
+        bar = tqdm(range(cfg.epochs), desc="RQ-VAE", unit="epoch", disable=not self.progress or None)
         for epoch in bar:
             model.train()
             counts = torch.zeros(cfg.levels, cfg.codebook_size, dtype=torch.int64, device=self.device)

@@ -18,27 +18,14 @@ model's log-likelihood of its tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from tidrec.errors import ConfigError
+from trie.candidates import Candidates, finish, select_children
 from trie.trie import TorchTrie
 
 KERNELS = ("torch", "gather", "compiled", "triton")
 """Names accepted by ``kernel=``."""
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """The best continuations of each beam row, best first."""
-
-    scores: torch.Tensor
-    """``(N, k)`` float32 beam score + token log-probability; ``-inf`` where a row has fewer than k."""
-    tokens: torch.Tensor
-    """``(N, k)`` int64 token ids (0 where the score is -inf)."""
-    children: torch.Tensor
-    """``(N, k)`` int64 child node ids at ``depth + 1`` (-1 where the score is -inf)."""
 
 
 def constrained_candidates(
@@ -137,7 +124,7 @@ def _reference(
     log_probs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
     scores = log_probs.masked_fill(~allowed, float("-inf")) + beam_scores.float().unsqueeze(1)
     top_scores, top_tokens = scores.topk(min(k, vocab), dim=1)  # (N, k)
-    return _finish(top_scores, top_tokens, child_of.gather(1, top_tokens))
+    return finish(top_scores, top_tokens, child_of.gather(1, top_tokens))
 
 
 def _gather(
@@ -161,36 +148,6 @@ def _gather(
     log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # (N, 1)
     scores = logits.gather(1, cand_tokens) - log_norm + beam_scores.float().unsqueeze(1)  # (N, F)
     return select_children(scores, edge, cand_tokens, valid, k, exclude)
-
-
-def select_children(
-    scores: torch.Tensor,
-    edge: torch.Tensor,
-    cand_tokens: torch.Tensor,
-    valid: torch.Tensor,
-    k: int,
-    exclude: torch.Tensor | None,
-) -> Candidates:
-    """Drop invalid and excluded children, keep each row's top-k.
-
-    Inputs are ``(N, F)``; ``exclude`` is ``(G, E)``, each row shared by ``N // G`` consecutive rows.
-    """
-    if exclude is not None and exclude.shape[1]:
-        grouped = edge.reshape(exclude.shape[0], -1)  # (G, N/G * F): a user's beams side by side
-        pos = torch.searchsorted(exclude, grouped).clamp(max=exclude.shape[1] - 1)  # (G, N/G * F)
-        valid = valid & (exclude.gather(1, pos) != grouped).view_as(valid)
-    scores = scores.masked_fill(~valid, float("-inf"))
-    top_scores, pick = scores.topk(min(k, scores.shape[1]), dim=1)  # (N, k)
-    return _finish(top_scores, cand_tokens.gather(1, pick), edge.gather(1, pick))
-
-
-def _finish(scores: torch.Tensor, tokens: torch.Tensor, children: torch.Tensor) -> Candidates:
-    alive = torch.isfinite(scores)
-    return Candidates(
-        scores=scores,
-        tokens=torch.where(alive, tokens, 0),
-        children=torch.where(alive, children, -1),
-    )
 
 
 _COMPILED: list = []

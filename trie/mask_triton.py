@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from tidrec.errors import ConfigError
+from trie.candidates import select_children
 from trie.trie import TorchTrie
 
 try:  # optional backend: only this path needs it
@@ -76,8 +77,6 @@ def triton_candidates(
     Raises:
         ConfigError: the triton package is missing, or the tensors are not on CUDA.
     """
-    from trie.mask import select_children
-
     if triton is None:
         raise ConfigError("kernel='triton' needs the triton package (pip install triton); use 'compiled'")
     if not logits.is_cuda:

@@ -76,7 +76,7 @@ def tiny_fit_config(run, model: str, **overrides):
         "max_epochs": 30,
         "patience": 30,
         "progress": False,
-        "accelerator": "cpu",
+        "device": "cpu",
         "seed": 0,
         **overrides,
     }

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from baseline_fixtures import cycle_embeddings, hit_rate, seed_embedding_cache, tiny_fit_config
+from baseline_fixtures import cycle_embeddings, hit_rate, seed_embedding_cache
 
 from tidrec.baselines import fit_baseline, load_recommender
 from tidrec.baselines.llmseqsim import LLMSeqSimRecommender, session_embedding
@@ -35,7 +35,10 @@ def test_cosine_neighbours_with_and_without_history():
 def test_fit_baseline_round_trip_and_beats_popularity(successor, tmp_path):
     seed_embedding_cache(tmp_path, successor, cycle_embeddings(successor))
     out = tmp_path / "models" / "llmseqsim"
-    path = fit_baseline(tiny_fit_config(tmp_path, "llmseqsim"), successor, out)
+    from tidrec.fit import FitConfig
+
+    config = FitConfig(run=tmp_path, model="llmseqsim", device="cpu", progress=False)
+    path = fit_baseline(config, successor, out)
     assert path == out / "llmseqsim.json" and (out / "llmseqsim.npy").is_file()
     rec = load_recommender(out, successor)
     test = successor.split("test")

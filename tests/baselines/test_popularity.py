@@ -41,11 +41,10 @@ def test_history_exclusion_and_padding():
 
 
 def test_fit_baseline_round_trip_and_refuses_other_dataset(tmp_path):
-    class Config:
-        model = "pop"
+    from tidrec.fit import FitConfig
 
     dataset = tiny_dataset()
-    path = fit_baseline(Config(), dataset, tmp_path / "pop")
+    path = fit_baseline(FitConfig(run=tmp_path, model="pop"), dataset, tmp_path / "pop")
     assert json.loads(path.read_text())["counts"] == [1, 3, 2, 0]
     rec = load_recommender(tmp_path / "pop", dataset)
     test = dataset.split("test")

@@ -10,7 +10,7 @@ from baseline_fixtures import cycle_embeddings, hit_rate, seed_embedding_cache, 
 from tidrec.baselines import fit_baseline, load_recommender
 from tidrec.baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from tidrec.baselines.popularity import PopularityRecommender
-from tidrec.baselines.presets import resolve_preset
+from tidrec.baselines.presets import sequence_preset
 from tidrec.baselines.sasrec import SASRec, SASRecConfig
 from tidrec.baselines.sequential import ndcg_recall_at
 from tidrec.errors import ConfigError, InputError
@@ -77,6 +77,14 @@ def test_ndcg_recall_golden_values():
     assert recall.tolist() == [1.0, 0.0, 0.0]
 
 
+def resolve_preset(name, config=None):
+    """The SequencePreset of ``name`` after the registry's merge of its preset and ``config``."""
+    from tidrec.fit import FitConfig, resolve_config
+
+    config = config if config is not None else FitConfig(run=".", model=name)
+    return sequence_preset(name, resolve_config(config))
+
+
 def test_presets_and_overrides(tmp_path):
     preset = resolve_preset("sasrec-bce", tiny_fit_config(tmp_path, "sasrec-bce", d_model=48, num_heads=1))
     assert (preset.architecture, preset.loss, preset.d_model, preset.max_len) == ("sasrec", "bce", 48, 12)
@@ -134,7 +142,7 @@ def test_a_run_stopped_mid_epoch_resumes_without_duplicate_rows(successor, tmp_p
 def test_learning_rate_is_cut_only_when_validation_ndcg_stalls():
     from tidrec.baselines.sequential import SequenceModule
 
-    config = resolve_preset("sasrec", object()).model_config(num_items=10)
+    config = resolve_preset("sasrec").model_config(num_items=10)
     module = SequenceModule(
         architecture="sasrec",
         config=config,
@@ -156,8 +164,8 @@ def test_learning_rate_is_cut_only_when_validation_ndcg_stalls():
     constant = SequenceModule(architecture="sasrec", config=config, model_name="s", dataset_hash="h")
     assert isinstance(constant.configure_optimizers(), torch.optim.AdamW)
     # BERT4Rec's cloze objective is flat for its first epochs, so its presets keep a constant rate
-    assert resolve_preset("bert4rec", object()).lr_plateau_patience is None
-    assert resolve_preset("llm2sasrec", object()).lr_plateau_patience == 2
+    assert resolve_preset("bert4rec").lr_plateau_patience is None
+    assert resolve_preset("llm2sasrec").lr_plateau_patience == 2
     from tidrec.fit import FitConfig
 
     def flags(**given):

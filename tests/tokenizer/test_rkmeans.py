@@ -1,6 +1,7 @@
 import numpy as np
 
-from tokenizer.base import SidTokenizer, load_tokenizer
+from tokenizer import load_tokenizer
+from tokenizer.base import SidTokenizer
 from tokenizer.rkmeans import ResidualKMeansConfig, ResidualKMeansTokenizer
 
 

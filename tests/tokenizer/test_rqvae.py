@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from tidrec.errors import ConfigError, InputError
-from tokenizer import SidTable
-from tokenizer.base import SidTokenizer, load_tokenizer
+from tokenizer import SidTable, load_tokenizer
+from tokenizer.base import SidTokenizer
 from tokenizer.collision import add_collision_codes
 from tokenizer.rqvae import RqVaeConfig, RqVaeTokenizer
 from tokenizer.stats import code_stats

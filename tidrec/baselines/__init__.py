@@ -14,12 +14,12 @@ import numpy as np
 
 from tidrec.baselines.llmseqsim import LLMSeqSimRecommender
 from tidrec.baselines.popularity import PopularityRecommender
-from tidrec.baselines.presets import PRESETS, resolve_preset
+from tidrec.baselines.presets import KINDS, sequence_preset
 from tidrec.data.dataset import Dataset
 from tidrec.errors import ConfigError, InputError
 from tidrec.io import read_json_object
 
-BASELINES = ("pop", "llmseqsim", *PRESETS)
+BASELINES = ("pop", "llmseqsim", *KINDS)
 """Model names :func:`fit_baseline` accepts."""
 
 
@@ -27,8 +27,8 @@ def fit_baseline(config: Any, dataset: Dataset, out_dir: str | Path) -> Path:
     """Fit the baseline named by ``config.model`` on ``dataset``; save it under ``out_dir``.
 
     Args:
-        config: a ``tidrec.fit.FitConfig`` (its generic fields left None take the model's preset;
-            ``run`` locates the embedding cache ``<run>/embeddings``).
+        config: a ``tidrec.fit.FitConfig``; fields left None take the model's preset (the same
+            merge as ``tidrec.fit``); ``run`` locates the embedding cache.
         dataset: the prepared dataset (train sequences are ``s[:-2]``, validation target ``s[-2]``).
         out_dir: the model's folder, ``runs/<name>/models/<model-name>/``.
 
@@ -39,6 +39,9 @@ def fit_baseline(config: Any, dataset: Dataset, out_dir: str | Path) -> Path:
     Raises:
         ConfigError: ``config.model`` is not a baseline, or a field is out of range for it.
     """
+    from tidrec.fit import resolve_config
+
+    config = resolve_config(config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = config.model
@@ -49,47 +52,43 @@ def fit_baseline(config: Any, dataset: Dataset, out_dir: str | Path) -> Path:
         info: dict[str, Any] = {}
     elif name == "llmseqsim":
         path = out_dir / "llmseqsim.json"
-        embedding_model = _embedding_model(config)
-        recommender = LLMSeqSimRecommender(
-            item_embeddings(config, dataset), aggregation=getattr(config, "aggregation", None) or "last"
-        )
-        recommender.save(path, dataset_hash=dataset.content_hash, embedding_model=embedding_model)
-        info = {"aggregation": recommender.aggregation, "embedding_model": embedding_model}
-    elif name in PRESETS:
+        recommender = LLMSeqSimRecommender(item_embeddings(config, dataset), aggregation=config.aggregation)
+        recommender.save(path, dataset_hash=dataset.content_hash, embedding_model=config.embedding_model)
+        info = {"aggregation": recommender.aggregation, "embedding_model": config.embedding_model}
+    elif name in KINDS:
         from tidrec.baselines.train import train_sequence_model
 
-        preset = resolve_preset(name, config)
+        preset = sequence_preset(name, config)
         embeddings = item_embeddings(config, dataset) if preset.text_init else None
         path, info = train_sequence_model(preset, config, dataset, out_dir, embeddings)
+        if preset.text_init:
+            info["embedding_model"] = config.embedding_model
     else:
         raise ConfigError(f"--model {name!r} is not a baseline; expected one of {', '.join(BASELINES)}")
     seconds = time.perf_counter() - start
     from tidrec.training import record_training
 
-    resumed = bool(getattr(config, "resume", False))
     timer = info.pop("timer_seconds", None)
-    record_training(out_dir, name, seconds, resumed=resumed, timer_seconds=timer, **info)
+    record_training(out_dir, name, seconds, resumed=config.resume, timer_seconds=timer, **info)
     return path
 
 
-def item_embeddings(config: Any, dataset: Dataset) -> np.ndarray:
-    """(I, E) text embeddings of the catalogue, cached under ``<run>/embeddings``."""
-    from tidrec.embed import embed_texts
+def fit_in_run(config: Any, dataset: Dataset) -> Path:
+    """:func:`fit_baseline` into the run folder's ``models/<model>/`` (what the registry's specs call)."""
+    return fit_baseline(config, dataset, Path(config.run) / "models" / config.model)
 
-    run = getattr(config, "run", None)
-    cache_dir = Path(run) / "embeddings" if run is not None else None
+
+def item_embeddings(config: Any, dataset: Dataset) -> np.ndarray:
+    """(I, E) text embeddings of the catalogue by ``config.embedding_model``, in the run's cache."""
+    from tidrec.embed import embed_texts, embedding_cache_dir
+
     return embed_texts(
         dataset.item_texts,
-        model=_embedding_model(config),
-        cache_dir=cache_dir,
-        device=getattr(config, "embed_device", None) or "auto",
+        model=config.embedding_model,
+        cache_dir=embedding_cache_dir(Path(config.run), config.embedding_cache),
+        device=config.device,
+        progress=config.progress,
     )
-
-
-def _embedding_model(config: Any) -> str:
-    from tidrec.embed import DEFAULT_EMBEDDING_MODEL
-
-    return getattr(config, "embedding_model", None) or DEFAULT_EMBEDDING_MODEL
 
 
 def load_recommender(path: str | Path, dataset: Dataset, *, device: str = "cpu"):
@@ -138,6 +137,7 @@ __all__ = [
     "LLMSeqSimRecommender",
     "PopularityRecommender",
     "fit_baseline",
+    "fit_in_run",
     "item_embeddings",
     "load_recommender",
 ]

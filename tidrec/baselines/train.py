@@ -35,8 +35,8 @@ def train_sequence_model(
 
     Args:
         preset: architecture and hyperparameters (already merged with the user's options).
-        train_config: a ``TrainConfig`` (or subclass) for ``make_trainer``; its ``lr``,
-            ``batch_size``, ``max_epochs``, ``patience`` and ``seed`` are replaced by the preset's.
+        train_config: the resolved ``FitConfig`` the preset was built from (``make_trainer``
+            reads its epochs, patience, hardware and logging).
         dataset: the prepared dataset.
         out_dir: model folder; receives best.ckpt, last.ckpt, metrics.csv, curves.png.
         embeddings: (I, E) item text embeddings, required when ``preset.text_init``.
@@ -47,14 +47,6 @@ def train_sequence_model(
     """
     from tidrec.training import make_trainer, plot_curves, resume_checkpoint, timer_seconds
 
-    train_config = dataclasses.replace(
-        train_config,
-        **{
-            name: getattr(preset, name)
-            for name in ("lr", "batch_size", "max_epochs", "patience", "seed")
-            if hasattr(train_config, name)
-        },
-    )
     L.seed_everything(preset.seed, verbose=False)
     module = SequenceModule(
         architecture=preset.architecture,
@@ -62,7 +54,7 @@ def train_sequence_model(
         model_name=preset.name,
         dataset_hash=dataset.content_hash,
         lr=preset.lr,
-        weight_decay=getattr(train_config, "weight_decay", 0.0),
+        weight_decay=train_config.weight_decay,
         lr_plateau_patience=preset.lr_plateau_patience,
         lr_plateau_factor=preset.lr_plateau_factor,
     )
