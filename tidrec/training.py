@@ -181,14 +181,17 @@ class EpochLines(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.monotonic()
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning validates before this hook, so the epoch's loss and its validation are both here
+        if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        shown = [
+        loss = metrics.get("train/loss_epoch", metrics.get("train/loss"))
+        shown = [f"train/loss {float(loss):.4f}"] if loss is not None else []
+        shown += [
             f"{name} {float(metrics[name]):.4f}"
-            for name in ("train/loss_epoch", "train/loss", "val/loss", "val/recall@10", "val/ndcg@10")
-            if name in metrics and not (name == "train/loss" and "train/loss_epoch" in metrics)
+            for name in ("val/loss", "val/recall@10", "val/ndcg@10")
+            if name in metrics
         ]
         total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         seconds = time.monotonic() - self._start
