@@ -84,6 +84,29 @@ def encode(
             f"input_ids and attention_mask must both be (B, S), got {input_ids.shape}, {attention_mask.shape}"
         )
     hidden = model.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, D)
+    return cross_attention_state(model, hidden, attention_mask)
+
+
+def cross_attention_state(
+    model: T5ForConditionalGeneration, hidden: torch.Tensor, attention_mask: torch.Tensor
+) -> EncoderState:
+    """Every decoder layer's cross-attention keys/values over encoder outputs computed elsewhere.
+
+    For encoders that :func:`encode` does not run itself (e.g. one fed ``inputs_embeds`` under a
+    causal mask, :mod:`tidrec.models.tiger.onepass`); pass the result to ``beam_search(encoder=...)``.
+
+    Args:
+        model: the T5 encoder-decoder whose decoder will attend to ``hidden``.
+        hidden: ``(B, S, D)`` encoder outputs (after the encoder's final layer norm).
+        attention_mask: ``(B, S)`` 1 where the decoder may attend, 0 for padding.
+
+    Raises:
+        ValueError: ``hidden`` is not ``(B, S, D)`` or ``attention_mask`` is not ``(B, S)``.
+    """
+    if hidden.ndim != 3 or attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(
+            f"hidden must be (B, S, D) and attention_mask (B, S), got {hidden.shape}, {attention_mask.shape}"
+        )
     batch, length, _ = hidden.shape
     keys, values = [], []
     for block in model.decoder.block:
@@ -93,7 +116,7 @@ def encode(
         values.append(attention.v(hidden).view(shape).transpose(1, 2))  # (B, H, S, d)
     minimum = torch.finfo(hidden.dtype).min
     cross_bias = (1.0 - attention_mask.to(hidden.dtype)) * minimum  # (B, S)
-    return EncoderState(keys, values, cross_bias[:, None, None, :])
+    return EncoderState(keys, values, cross_bias[:, None, None, :])  # bias (B, 1, 1, S)
 
 
 def self_attention_bias(model: T5ForConditionalGeneration, length: int, device: torch.device) -> torch.Tensor:
@@ -179,9 +202,10 @@ def exclusion_tables(
 @torch.inference_mode()
 def beam_search(
     model: T5ForConditionalGeneration,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
     *,
+    encoder: EncoderState | None = None,
     trie: Trie,
     beam_size: int,
     top_k: int | None = None,
@@ -196,8 +220,10 @@ def beam_search(
 
     Args:
         model: a ``T5ForConditionalGeneration`` (switched to eval mode for the call).
-        input_ids: ``(B, S)`` encoder tokens.
-        attention_mask: ``(B, S)``.
+        input_ids: ``(B, S)`` encoder tokens (or None with ``encoder``).
+        attention_mask: ``(B, S)`` (or None with ``encoder``).
+        encoder: instead of ``input_ids``/``attention_mask``, the cross-attention state of an
+            encoder run elsewhere (:func:`cross_attention_state`).
         trie: the catalogue's token sequences (fixed length, e.g. ``Trie.from_codes``).
         beam_size: beams kept per user (K).
         top_k: items returned per user (default ``beam_size``; at most ``beam_size``).
@@ -212,22 +238,29 @@ def beam_search(
         :class:`BeamResult` with ``(B, top_k)`` item_idx (-1 padded) and log-probabilities.
 
     Raises:
-        ValueError: bad shapes, ``top_k > beam_size``, or a trie whose sequences differ in length.
+        ValueError: bad shapes, ``top_k > beam_size``, a trie whose sequences differ in length, or
+            not exactly one of ``input_ids`` and ``encoder``.
     """
     top_k = beam_size if top_k is None else top_k
     if beam_size < 1 or not 1 <= top_k <= beam_size:
         raise ValueError(f"need 1 <= top_k <= beam_size, got top_k={top_k}, beam_size={beam_size}")
     if not trie.fixed_length:
         raise ValueError("beam_search needs a trie of fixed-length sequences (Trie.from_codes)")
-    device = input_ids.device
+    if (input_ids is None) == (encoder is None):
+        raise ValueError("pass exactly one of input_ids (with attention_mask) and encoder")
+    if input_ids is not None and attention_mask is None:
+        raise ValueError("input_ids needs its attention_mask")
+    batched = input_ids if encoder is None else encoder.cross_bias  # (B, ...) on the model's device
+    device = batched.device
     torch_trie = trie.to_torch(device)
-    batch = input_ids.shape[0]
+    batch = batched.shape[0]
     dead = exclusion_tables(trie, exclude, batch, device) if exclude is not None else None
 
     was_training = model.training
     model.eval()
     try:
-        encoder = encode(model, input_ids, attention_mask)
+        if encoder is None:
+            encoder = encode(model, input_ids, attention_mask)
         position_bias = self_attention_bias(model, trie.depth, device)
         start = model.config.decoder_start_token_id or 0
         tokens = torch.full((batch, 1), start, dtype=torch.long, device=device)  # (B, 1) one beam at the root

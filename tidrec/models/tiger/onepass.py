@@ -1,0 +1,457 @@
+"""One-pass TIGER: one encoder token per history item, a causal encoder, every next item in one pass.
+
+A training sequence ``x_0 .. x_T`` (item_idx, oldest first) becomes, right-padded::
+
+    encoder position t  reads  x_t                         one token: the sum of x_t's L code-token
+                                                           embeddings (+ a learned item_idx embedding)
+    decoder block t     reads  [START, c_1 .. c_L of x_{t+1}]      L + 1 tokens
+                        labels [c_1 .. c_L of x_{t+1}, EOS]
+                        sees   encoder positions <= t, and the earlier tokens of its own block
+
+The encoder is causal (position s attends to positions <= s), so the encoder states a block sees
+are those of its prefix alone, and T5's decoder position bias depends only on relative distance,
+so each block's loss is exactly that of the ordinary example ``(x_0 .. x_t) -> x_{t+1}``: one
+forward trains on all T targets, as SASRec does. At inference the decoder attends to the whole
+history, like the last training block, through :func:`tidrec.generate.beam_search`.
+
+The backbone stays HF's ``T5ForConditionalGeneration`` (built by :func:`tidrec.model.build_model`),
+fed ``inputs_embeds`` and prepared 4D masks, which ``T5Stack`` passes through unchanged. The masks
+are additive floats (0 where attention is allowed, the dtype's minimum elsewhere): the sdpa
+attention adds a float mask to T5's position bias, and the eager one adds any mask to the scores,
+so a boolean mask would be read as +1/+0 there. Right padding makes every mask the same for all
+rows: under a causal pattern a real position never reaches the padding after it, so each mask is
+``(1, 1, Q, K)`` and broadcasts over the batch. Padded positions compute garbage that no real
+position reads and no loss counts.
+
+The decoder has two kernels (:func:`onepass_logits`): ``"hf"``, HF's forward on the whole
+``Q = T * (L + 1)`` sequence under a block-diagonal ``(Q, Q)`` mask (the reference; its attention
+grows as Q^2, 1,000^2 scores per head and row at T = 200, L = 4), and ``"blocks"``
+(:func:`blockwise_decoder`, the default), the same computation on the model's own modules with
+self-attention inside each block of L + 1 tokens; tests compare the two, logits and gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import T5ForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
+
+from tidrec.generate import BeamResult, beam_search, cross_attention_state
+from tidrec.model import ModelConfig, build_model
+from tidrec.vocab import EOS, PAD, Vocab
+from trie import Trie
+
+IGNORE = -100
+"""Label of tokens no loss is computed on (padded targets)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnePassConfig:
+    """Size of the one-pass T5 and how histories become encoder inputs."""
+
+    d_model: int = 128
+    """Hidden size."""
+    num_layers: int = 4
+    """Encoder layers."""
+    num_decoder_layers: int = 4
+    """Decoder layers."""
+    num_heads: int = 6
+    """Attention heads."""
+    d_kv: int = 64
+    """Size of each attention head."""
+    d_ff: int = 1024
+    """Feed-forward inner size."""
+    dropout: float = 0.1
+    """Dropout rate."""
+    max_items: int = 50
+    """History items the encoder reads (the most recent); training windows hold ``max_items + 1``."""
+    item_id_embedding: bool = False
+    """Add a learned item_idx embedding to each history item's summed code embeddings ("hybrid")."""
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff", "max_items"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class OnePassModel(nn.Module):
+    """The T5, the catalogue's SID tokens it embeds history items with, and the optional item table."""
+
+    def __init__(self, config: OnePassConfig, vocab: Vocab, sid_tokens: np.ndarray) -> None:
+        """Args:
+        config: model size.
+        vocab: token layout (user tokens are not used; ``user_buckets=0`` keeps the vocabulary small).
+        sid_tokens: ``(I, L)`` token ids of every item's SID (``vocab.sid_tokens(codes)``).
+
+        Raises:
+            ValueError: ``sid_tokens`` is not ``(I, vocab.num_levels)`` or holds tokens outside ``vocab``.
+        """
+        super().__init__()
+        sid_tokens = np.asarray(sid_tokens, dtype=np.int64)
+        if sid_tokens.ndim != 2 or sid_tokens.shape[1] != vocab.num_levels or len(sid_tokens) < 1:
+            raise ValueError(f"sid_tokens must be (I, {vocab.num_levels}), I >= 1, got {sid_tokens.shape}")
+        low, high = sid_tokens.min(), sid_tokens.max()
+        if low < 0 or high >= vocab.size:
+            raise ValueError(f"sid_tokens must lie in [0, {vocab.size}), got {low}..{high}")
+        self.config = config
+        self.vocab = vocab
+        num_items, num_levels = sid_tokens.shape
+        table = np.concatenate([sid_tokens, np.full((1, num_levels), PAD, dtype=np.int64)])  # (I + 1, L)
+        self.register_buffer("sid_tokens", torch.from_numpy(table))
+        self.t5: T5ForConditionalGeneration = build_model(
+            ModelConfig(
+                d_model=config.d_model,
+                num_layers=config.num_layers,
+                num_decoder_layers=config.num_decoder_layers,
+                num_heads=config.num_heads,
+                d_kv=config.d_kv,
+                d_ff=config.d_ff,
+                dropout=config.dropout,
+                max_items=config.max_items,
+                user_buckets=vocab.user_buckets,
+            ),
+            vocab,
+        )
+        self.item_embedding = (
+            nn.Embedding(num_items + 1, config.d_model, padding_idx=num_items)
+            if config.item_id_embedding
+            else None
+        )
+
+    @property
+    def num_items(self) -> int:
+        """Catalogue size I; item_idx I is the padding item."""
+        return self.sid_tokens.shape[0] - 1
+
+    @property
+    def num_levels(self) -> int:
+        """SID length L."""
+        return self.sid_tokens.shape[1]
+
+    def trie(self) -> Trie:
+        """The trie over every real item's SID tokens (rows are item_idx)."""
+        return Trie.from_codes(self.sid_tokens[:-1].cpu().numpy())
+
+
+def build_onepass(config: OnePassConfig, vocab: Vocab, sid_tokens: np.ndarray) -> OnePassModel:
+    """A randomly initialised one-pass model over the catalogue whose SID tokens are ``sid_tokens``."""
+    return OnePassModel(config, vocab, sid_tokens)
+
+
+def additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """0 where ``allowed``, the dtype's minimum elsewhere (finite, so a fully masked row stays finite)."""
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+        ~allowed, torch.finfo(dtype).min
+    )
+
+
+def encoder_mask(length: int, *, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+    """``(1, 1, S, S)`` causal encoder self-attention: position s attends to positions <= s."""
+    position = torch.arange(length, device=device)
+    allowed = position[None, :] <= position[:, None]  # (S query, S key)
+    return additive_mask(allowed, dtype)[None, None]  # (1, 1, S, S)
+
+
+def block_causal_mask(
+    num_blocks: int, block_len: int, *, dtype: torch.dtype, device: torch.device | None = None
+) -> torch.Tensor:
+    """``(1, 1, Q, Q)`` decoder self-attention, Q = num_blocks * block_len: a token sees only the
+    earlier tokens of its own block (block-diagonal, causal within a block)."""
+    position = torch.arange(num_blocks * block_len, device=device)
+    block = position // block_len
+    allowed = (block[None, :] == block[:, None]) & (position[None, :] <= position[:, None])  # (Q, Q)
+    return additive_mask(allowed, dtype)[None, None]  # (1, 1, Q, Q)
+
+
+def cross_mask(
+    num_blocks: int, block_len: int, length: int, *, dtype: torch.dtype, device: torch.device | None = None
+) -> torch.Tensor:
+    """``(1, 1, Q, S)`` decoder cross-attention: every token of block t sees encoder positions <= t."""
+    block = torch.arange(num_blocks * block_len, device=device) // block_len  # (Q,)
+    allowed = torch.arange(length, device=device)[None, :] <= block[:, None]  # (Q, S)
+    return additive_mask(allowed, dtype)[None, None]  # (1, 1, Q, S)
+
+
+def encoder_embeddings(model: OnePassModel, items: torch.Tensor) -> torch.Tensor:
+    """``(B, S, D)`` one encoder token per item: its L code embeddings summed (+ its item embedding).
+
+    Args:
+        model: the one-pass model.
+        items: ``(B, S)`` item_idx; ``model.num_items`` is padding.
+
+    Raises:
+        ValueError: ``items`` is not 2D.
+    """
+    if items.ndim != 2:
+        raise ValueError(f"items must be (B, S), got {tuple(items.shape)}")
+    tokens = model.sid_tokens[items]  # (B, S, L)
+    embeds = model.t5.get_input_embeddings()(tokens).sum(dim=2)  # (B, S, L, D) -> (B, S, D)
+    if model.item_embedding is not None:
+        embeds = embeds + model.item_embedding(items)  # (B, S, D)
+    return embeds
+
+
+def encode_items(model: OnePassModel, items: torch.Tensor) -> torch.Tensor:
+    """``(B, S, D)`` causal encoder states of right-padded histories: position s has read items <= s."""
+    embeds = encoder_embeddings(model, items)  # (B, S, D)
+    mask = encoder_mask(items.shape[1], dtype=embeds.dtype, device=embeds.device)  # (1, 1, S, S)
+    return model.t5.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (B, S, D)
+
+
+def onepass_batch(
+    sequences: Sequence[np.ndarray], sid_tokens: np.ndarray, max_items: int
+) -> dict[str, torch.Tensor]:
+    """Training tensors for sequences of item_idx: every position predicts the next item.
+
+    Each sequence keeps its last ``max_items + 1`` items ``x_0 .. x_n``; inputs are ``x_0 .. x_{n-1}``,
+    targets ``x_1 .. x_n``; rows are right-padded to the longest, T = max n.
+
+    Args:
+        sequences: B arrays of item_idx in time order, each at least 2 long.
+        sid_tokens: ``(I, L)`` token ids of every item's SID; item_idx I pads.
+        max_items: most inputs per row.
+
+    Returns:
+        ``items`` (B, T) int64 encoder inputs (I on padding); ``targets`` (B, T) int64 next item_idx
+        (-1 on padding); ``attention_mask`` (B, T) int64 (1 on real positions);
+        ``decoder_input_ids`` (B, T*(L+1)) block t = [PAD (decoder start), c_1 .. c_L of target t];
+        ``labels`` (B, T*(L+1)) block t = [c_1 .. c_L, EOS], -100 for padded targets.
+
+    Raises:
+        ValueError: no sequences, one shorter than 2 items, or ``sid_tokens`` not 2D.
+    """
+    sid_tokens = np.asarray(sid_tokens, dtype=np.int64)
+    if sid_tokens.ndim != 2:
+        raise ValueError(f"sid_tokens must be (I, L), got {sid_tokens.shape}")
+    if not len(sequences) or min(len(s) for s in sequences) < 2:
+        raise ValueError("need at least one sequence, each of at least 2 items (an input and a target)")
+    num_items, num_levels = sid_tokens.shape
+    windows = [np.asarray(s, dtype=np.int64)[-(max_items + 1) :] for s in sequences]
+    batch, width = len(windows), max(len(w) for w in windows) - 1
+    items = np.full((batch, width), num_items, dtype=np.int64)  # (B, T)
+    targets = np.full((batch, width), -1, dtype=np.int64)  # (B, T)
+    for row, window in enumerate(windows):
+        items[row, : len(window) - 1] = window[:-1]
+        targets[row, : len(window) - 1] = window[1:]
+    real = targets >= 0  # (B, T)
+    codes = np.where(real[..., None], sid_tokens[np.maximum(targets, 0)], PAD)  # (B, T, L)
+    start = np.full((batch, width, 1), PAD, dtype=np.int64)
+    eos = np.full((batch, width, 1), EOS, dtype=np.int64)
+    decoder_in = np.concatenate([start, codes], axis=2)  # (B, T, L+1)
+    labels = np.where(real[..., None], np.concatenate([codes, eos], axis=2), IGNORE)  # (B, T, L+1)
+    return {
+        "items": torch.from_numpy(items),
+        "targets": torch.from_numpy(targets),
+        "attention_mask": torch.from_numpy(real.astype(np.int64)),
+        "decoder_input_ids": torch.from_numpy(decoder_in.reshape(batch, width * (num_levels + 1))),
+        "labels": torch.from_numpy(labels.reshape(batch, width * (num_levels + 1))),
+    }
+
+
+KERNELS = ("hf", "blocks")
+"""Decoder implementations of :func:`onepass_logits`: HF's forward under 4D masks (the reference)
+and :func:`blockwise_decoder`."""
+
+
+def onepass_logits(
+    model: OnePassModel, items: torch.Tensor, decoder_input_ids: torch.Tensor, *, kernel: str = "blocks"
+) -> torch.Tensor:
+    """``(B, T, L+1, V)`` teacher-forced logits of every block, in one encoder and one decoder pass.
+
+    Args:
+        model: the one-pass model (its mode decides dropout).
+        items: ``(B, T)`` right-padded encoder inputs.
+        decoder_input_ids: ``(B, T*(L+1))`` from :func:`onepass_batch`.
+        kernel: ``"hf"`` runs HF's decoder on the whole ``Q = T*(L+1)`` sequence under a
+            block-diagonal ``(Q, Q)`` mask (attention cost and memory grow as Q^2, almost all of it
+            masked); ``"blocks"`` (:func:`blockwise_decoder`) attends within each block of L+1 only.
+
+    Raises:
+        ValueError: ``decoder_input_ids`` is not ``(B, T*(L+1))``, or an unknown kernel.
+    """
+    batch, width = items.shape
+    block_len = model.num_levels + 1
+    if decoder_input_ids.shape != (batch, width * block_len):
+        raise ValueError(
+            f"decoder_input_ids must be (B, T*(L+1)) = ({batch}, {width * block_len}), "
+            f"got {tuple(decoder_input_ids.shape)}"
+        )
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    hidden = encode_items(model, items)  # (B, T, D)
+    if kernel == "blocks":
+        logits = blockwise_decoder(model.t5, decoder_input_ids, hidden, block_len=block_len)  # (B, Q, V)
+        return logits.view(batch, width, block_len, -1)  # (B, T*(L+1), V) -> (B, T, L+1, V)
+    dtype, device = hidden.dtype, hidden.device
+    out = model.t5(
+        encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+        attention_mask=cross_mask(width, block_len, width, dtype=dtype, device=device),  # (1, 1, Q, T)
+        decoder_input_ids=decoder_input_ids,  # (B, Q), Q = T*(L+1)
+        decoder_attention_mask=block_causal_mask(width, block_len, dtype=dtype, device=device),  # (1,1,Q,Q)
+        use_cache=False,
+    )
+    return out.logits.view(batch, width, block_len, -1)  # (B, T*(L+1), V) -> (B, T, L+1, V)
+
+
+def blockwise_decoder(
+    t5: T5ForConditionalGeneration, decoder_input_ids: torch.Tensor, hidden: torch.Tensor, *, block_len: int
+) -> torch.Tensor:
+    """``(B, Q, V)`` T5's decoder over ``Q / block_len`` independent blocks, self-attending within each.
+
+    The same computation as HF's decoder under :func:`block_causal_mask` and :func:`cross_mask`, on
+    the model's own modules (as :func:`tidrec.generate.decoder_step`): self-attention runs on
+    ``(B*T, H, L+1, d)`` blocks with the position bias of L+1 positions, cross-attention projects
+    the encoder's keys/values once per user and masks ``(Q, S)``; nothing grows as Q^2.
+
+    Args:
+        t5: the T5 encoder-decoder (its mode decides dropout).
+        decoder_input_ids: ``(B, Q)``, Q = T * block_len.
+        hidden: ``(B, S, D)`` encoder states (block t reads positions <= t).
+        block_len: tokens per block, L + 1.
+
+    Raises:
+        ValueError: Q is not a multiple of ``block_len``.
+    """
+    batch, length = decoder_input_ids.shape
+    if length % block_len:
+        raise ValueError(
+            f"decoder_input_ids {tuple(decoder_input_ids.shape)}: Q not a multiple of {block_len}"
+        )
+    blocks = length // block_len
+    decoder = t5.decoder
+    x = decoder.dropout(decoder.embed_tokens(decoder_input_ids))  # (B, Q, D)
+    first = decoder.block[0].layer[0].SelfAttention
+    within = torch.ones(block_len, block_len, dtype=torch.bool, device=x.device).tril()  # (l, l)
+    self_bias = first.compute_bias(block_len, block_len, device=x.device).to(x.dtype)  # (1, H, l, l)
+    self_bias = self_bias + additive_mask(within, x.dtype)  # (1, H, l, l)
+    cross_bias = cross_mask(
+        blocks, block_len, hidden.shape[1], dtype=x.dtype, device=x.device
+    )  # (1, 1, Q, S)
+    for block in decoder.block:
+        attention = block.layer[0].SelfAttention
+        heads, dim = attention.n_heads, attention.key_value_proj_dim
+        dropout = attention.dropout if attention.training else 0.0
+        normed = block.layer[0].layer_norm(x).view(batch * blocks, block_len, -1)  # (B, Q, D) -> (BT, l, D)
+        query, key, value = (
+            proj(normed).view(batch * blocks, block_len, heads, dim).transpose(1, 2)  # (BT, H, l, d)
+            for proj in (attention.q, attention.k, attention.v)
+        )
+        attended = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=self_bias, dropout_p=dropout, scale=1.0
+        )  # (BT, H, l, d)
+        attended = attended.transpose(1, 2).reshape(
+            batch, length, heads * dim
+        )  # (BT, l, H, d) -> (B, Q, H*d)
+        x = x + block.layer[0].dropout(attention.o(attended))
+
+        cross = block.layer[1].EncDecAttention
+        normed = block.layer[1].layer_norm(x)
+        query = cross.q(normed).view(batch, length, heads, dim).transpose(1, 2)  # (B, H, Q, d)
+        key, value = (
+            proj(hidden).view(batch, -1, heads, dim).transpose(1, 2)  # (B, H, S, d)
+            for proj in (cross.k, cross.v)
+        )
+        attended = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=cross_bias, dropout_p=dropout, scale=1.0
+        )  # (B, H, Q, d)
+        attended = attended.transpose(1, 2).reshape(batch, length, heads * dim)  # (B, Q, H*d)
+        x = x + block.layer[1].dropout(cross.o(attended))
+        x = block.layer[-1](x)  # feed-forward with its own layer norm and residual
+    x = decoder.dropout(decoder.final_layer_norm(x))
+    if t5.config.scale_decoder_outputs:
+        x = x * (t5.config.d_model**-0.5)
+    return t5.lm_head(x)  # (B, Q, V)
+
+
+def target_losses(
+    model: OnePassModel, batch: dict[str, torch.Tensor], *, kernel: str = "blocks"
+) -> torch.Tensor:
+    """``(B, T)`` each target's mean cross-entropy over its L+1 tokens; 0 on padded targets."""
+    logits = onepass_logits(model, batch["items"], batch["decoder_input_ids"], kernel=kernel)  # (B,T,L+1,V)
+    labels = batch["labels"].view(logits.shape[:3])  # (B, T*(L+1)) -> (B, T, L+1)
+    token_losses = F.cross_entropy(
+        logits.flatten(0, 2), labels.flatten(), ignore_index=IGNORE, reduction="none"
+    ).view(labels.shape)  # (B*T*(L+1),) -> (B, T, L+1)
+    return token_losses.mean(dim=2)  # (B, T)
+
+
+def onepass_loss(
+    model: OnePassModel, batch: dict[str, torch.Tensor], *, kernel: str = "blocks"
+) -> torch.Tensor:
+    """Mean over every real target of the batch of its mean token cross-entropy (SID tokens + EOS)."""
+    real = batch["attention_mask"].bool()  # (B, T)
+    return target_losses(model, batch, kernel=kernel)[real].mean()
+
+
+def history_batch(
+    histories: Sequence[np.ndarray], num_items: int, max_items: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encoder inputs for inference: each history's last ``max_items`` items, right-padded.
+
+    An empty history reads one padding item (marked real, so the decoder has something to attend to).
+
+    Returns:
+        ``items`` (B, S) int64 (``num_items`` on padding) and ``attention_mask`` (B, S) int64.
+    """
+    tails = [np.asarray(h, dtype=np.int64)[max(0, len(h) - max_items) :] for h in histories]
+    tails = [t if len(t) else np.array([num_items]) for t in tails]
+    width = max((len(t) for t in tails), default=1)
+    items = np.full((len(tails), width), num_items, dtype=np.int64)  # (B, S)
+    mask = np.zeros((len(tails), width), dtype=np.int64)  # (B, S)
+    for row, tail in enumerate(tails):
+        items[row, : len(tail)] = tail
+        mask[row, : len(tail)] = 1
+    return torch.from_numpy(items), torch.from_numpy(mask)
+
+
+@torch.inference_mode()
+def recommend(
+    model: OnePassModel,
+    histories: Sequence[np.ndarray],
+    *,
+    beam_size: int,
+    top_k: int | None = None,
+    trie: Trie | None = None,
+    exclude: list[np.ndarray] | None = None,
+    kernel: str = "torch",
+) -> BeamResult:
+    """Each user's best next items: the causal encoder over the history, then constrained beam search.
+
+    Args:
+        model: the one-pass model (switched to eval mode for the call).
+        histories: B arrays of item_idx in time order (the last ``config.max_items`` are read).
+        beam_size: beams kept per user.
+        top_k: items returned per user (default ``beam_size``).
+        trie: the catalogue's trie (default :meth:`OnePassModel.trie`; pass it to reuse it).
+        exclude: optional per-user item_idx that may not be returned.
+        kernel: masking kernel of :func:`tidrec.generate.beam_search`.
+
+    Returns:
+        :class:`~tidrec.generate.BeamResult`, ``(B, top_k)`` item_idx and summed log-probabilities.
+    """
+    device = model.sid_tokens.device
+    items, attention_mask = history_batch(histories, model.num_items, model.config.max_items)
+    was_training = model.training
+    model.eval()
+    try:
+        hidden = encode_items(model, items.to(device))  # (B, S, D)
+        encoder = cross_attention_state(model.t5, hidden, attention_mask.to(device))
+        return beam_search(
+            model.t5,
+            encoder=encoder,
+            trie=trie if trie is not None else model.trie(),
+            beam_size=beam_size,
+            top_k=top_k,
+            exclude=exclude,
+            kernel=kernel,
+        )
+    finally:
+        model.train(was_training)
