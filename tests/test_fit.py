@@ -21,6 +21,7 @@ from tokenizer.sid_table import SidTable
 
 TINY = dict(
     preset="cpu",
+    recipe="examples",
     d_model=32,
     num_layers=2,
     num_heads=2,
@@ -34,7 +35,8 @@ TINY = dict(
     patience=50,
     progress=False,
 )
-"""A model small enough to train in seconds; two history items make the cyclic task length-free."""
+"""TIGER's recipe (one example per target) small enough to train in seconds; two history items make the
+cyclic task length-free. tests/models/test_onepass_fit.py covers the one-pass recipe."""
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +158,7 @@ def resolved(**given):
 
 
 def test_presets_and_overrides():
-    cpu, tiger = resolved(preset="cpu"), resolved(preset="tiger")
+    cpu, tiger = resolved(preset="cpu", recipe="examples"), resolved(preset="tiger", recipe="examples")
     assert (tiger.num_layers, tiger.d_model, tiger.num_heads, tiger.d_kv, tiger.max_items) == (
         4,
         128,
@@ -169,7 +171,9 @@ def test_presets_and_overrides():
     assert cpu.batch_size < tiger.batch_size and resolved(preset="cpu", batch_size=7).batch_size == 7
     # the CPU preset trains without dropout or user tokens; TIGER size keeps the paper's
     assert (cpu.dropout, cpu.user_buckets, tiger.dropout, tiger.user_buckets) == (0.0, 0, 0.1, 2000)
-    assert model_config(resolved(preset="cpu", user_buckets=50, dropout=0.2)).user_buckets == 50
+    assert model_config(resolved(preset="cpu", recipe="examples", user_buckets=50)).user_buckets == 50
+    onepass = resolved(preset="cpu")  # the default recipe: every position in one pass, no time cap
+    assert (onepass.recipe, onepass.item_id_embedding, onepass.max_time) == ("onepass", True, None)
     wider = resolved(preset="tiger", num_heads=8)
     assert wider.num_heads * wider.d_kv == 384
     assert resolve_config(tiger) == tiger  # resolving twice changes nothing: a saved config replays
@@ -184,7 +188,7 @@ def test_presets_and_overrides():
 def test_a_presets_own_training_values_apply_unless_the_user_sets_them():
     sasrec = resolve_config(FitConfig(run=".", model="sasrec"))
     assert (sasrec.max_epochs, sasrec.patience, sasrec.seed, sasrec.batch_size) == (200, 10, 42, 128)
-    tiger = resolve_config(FitConfig(run=".", model="tiger", preset="cpu"))
+    tiger = resolve_config(FitConfig(run=".", model="tiger", preset="cpu", recipe="examples"))
     assert (tiger.max_epochs, tiger.patience, tiger.seed, tiger.batch_size) == (50, 5, 42, 64)
     mine = resolve_config(FitConfig(run=".", model="sasrec", max_epochs=3, patience=1, seed=7, d_model=32))
     assert (mine.max_epochs, mine.patience, mine.seed, mine.d_model, mine.max_len) == (3, 1, 7, 32, 200)
@@ -264,8 +268,8 @@ def test_curves_average_step_losses_per_epoch_and_follow_the_learning_rate(tmp_p
 
 def test_baseline_only_options_are_refused_for_tiger(tmp_path, capsys):
     make_run(tmp_path)
-    assert main(["--run", str(tmp_path), "--windows", "random", "--progress", "false"]) == 2
-    assert "--windows: not an option of --model tiger" in capsys.readouterr().err
+    assert main(["--run", str(tmp_path), "--lr-plateau-factor", "0.5", "--progress", "false"]) == 2
+    assert "--lr-plateau-factor: not an option of --model tiger" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--loss, --max-len"):
         fit(FitConfig(run=tmp_path, max_len=50, loss="bce"))
     with pytest.raises(ConfigError, match="--preset: not an option of --model sasrec"):

@@ -33,10 +33,10 @@ def test_help_lists_tokenize_fit_and_run_flags(capsys):
 
 
 def test_each_model_gets_the_options_it_reads_and_its_preset_for_the_rest(tmp_path):
-    config = RunConfig(out=tmp_path, preset="cpu", max_len=50, windows="random", d_model=32)
+    config = RunConfig(out=tmp_path, preset="cpu", max_len=50, loss="bce", d_model=32)
     assert config.run == tmp_path
     assert config.fit_config("sasrec").max_len == 50  # the baselines get them ...
-    assert config.fit_config("tiger").windows is None  # ... the generative model does not
+    assert config.fit_config("tiger").loss is None  # ... the generative model does not
     assert config.fit_config("tiger").d_model == config.fit_config("sasrec").d_model == 32
     assert config.fit_config("sasrec").preset is None and config.fit_config("pop").model == "pop"
     with pytest.raises(ConfigError, match="--models: unknown model 'nope'"):

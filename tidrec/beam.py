@@ -203,21 +203,34 @@ def run_folder_of(checkpoint: Path) -> Path:
 
 
 def checkpoint_workload(config: BeamBenchConfig) -> Workload:
+    from tidrec.artifacts import check_checkpoint, checkpoint_record, read_checkpoint
     from tidrec.data.dataset import load_dataset
     from tidrec.model import load_checkpoint
     from tokenizer.sid_table import SidTable
 
     assert config.checkpoint is not None
-    loaded = load_checkpoint(config.checkpoint)
+    checkpoint = read_checkpoint(config.checkpoint, mmap=True)
     run_dir = run_folder_of(config.checkpoint)
     data = config.data or run_dir / "data"
     sids_path = config.sids or run_dir / "tokenizer" / "sids.parquet"
     if not sids_path.is_file():
         raise InputError(f"{sids_path}: SID table not found (give --sids)")
+    record = checkpoint_record(checkpoint, config.checkpoint)
     dataset = load_dataset(data)
     sids = SidTable.load(sids_path)
-    loaded.check_dataset(dataset.content_hash, data)
-    loaded.check_sids(sids, sids_path)
+    check_checkpoint(
+        record,
+        dataset_hash=dataset.content_hash,
+        data_path=data,
+        sid_hash=sids.content_hash(),
+        sids_path=sids_path,
+    )
+    if record.entry.get("recipe") == "onepass":
+        raise InputError(
+            f"{config.checkpoint}: a one-pass model; tidrec.beam benchmarks the examples recipe only so far "
+            "(evaluate and compare decode both)"
+        )
+    loaded = load_checkpoint(config.checkpoint)
     split = dataset.split("test")
     return Workload(
         loaded.model.eval(),

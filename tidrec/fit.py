@@ -38,8 +38,14 @@ class FitConfig(TrainConfig):
     """Which model to train (see tidrec.models: tiger, pop, sasrec, sasrec-bce, bert4rec, llmseqsim,
     llm2sasrec, llm2bert4rec, or any registered model)."""
     preset: Literal["auto", "cpu", "tiger"] | None = None
-    """Generative model size: tiger (paper size, for GPUs), cpu (smaller, sampled positions, an
-    8-minute cap), auto or unset (tiger on a GPU, else cpu)."""
+    """Generative model size: tiger (TIGER's 4+4 layers, for GPUs), cpu (2+2 layers, ~10x fewer
+    FLOPs), auto or unset (tiger on a GPU, else cpu)."""
+    recipe: Literal["onepass", "examples"] | None = None
+    """Generative model training: onepass (one encoder token per item, causal encoder, every position
+    in one pass; the preset) or examples (TIGER's: one example per target, one token per SID code)."""
+    item_id_embedding: bool | None = None
+    """Generative model, onepass: add a learned item-id embedding to each item's summed code
+    embeddings (preset: true)."""
     max_epochs: int | None = None
     """Upper bound on training epochs (preset: 50 tiger, 200 SASRec/BERT4Rec)."""
     lr: float | None = None

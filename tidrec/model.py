@@ -355,6 +355,8 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     record = checkpoint_record(checkpoint, path)
     if record.kind != "tiger":
         raise InputError(f"{path}: a {record.model_name} checkpoint, not the generative model's")
+    if record.entry.get("recipe", "examples") != "examples":
+        raise InputError(f"{path}: a {record.entry['recipe']} model; load it with its recipe's loader")
     meta = record.entry
     try:
         config = ModelConfig(**meta["model_config"])

@@ -17,65 +17,63 @@ if TYPE_CHECKING:
     from tidrec.data.dataset import Dataset
     from tidrec.fit import FitConfig
 
-TRAINING = {"weight_decay": 0.01, "warmup": 0.05, "max_epochs": 50, "patience": 5, "seed": 42}
-"""Training settings both sizes share."""
+TRAINING = {"weight_decay": 0.01, "warmup": 0.05, "patience": 5, "seed": 42}
+"""Training settings every preset shares."""
+
+SIZES = {
+    "cpu": {"d_model": 128, "num_layers": 2, "num_heads": 4, "d_kv": 32, "d_ff": 512},
+    "tiger": {"d_model": 128, "num_layers": 4, "num_heads": 6, "d_kv": 64, "d_ff": 1024},
+}
+"""The two network sizes: TIGER's (4 + 4 layers, 6 heads of 64, d_ff 1024) and one with ~10x fewer FLOPs."""
 
 
-def tiger_preset() -> dict[str, Any]:
-    """TIGER's size: 4 + 4 layers, d_model 128, 6 heads of 64, d_ff 1024, 20 history items, every
-    position each epoch, dropout 0.1, 2000 hashed user tokens, lr 1e-3, batch 256."""
+def onepass_preset(size: str) -> dict[str, Any]:
+    """The one-pass recipe: one encoder token per history item (its code embeddings summed, plus an
+    item-id embedding), a causal encoder, every position's next item in one pass, 50 history items,
+    and a budget of epochs (no wall-time cap) with a cosine over the planned steps."""
     return {
         **TRAINING,
-        "d_model": 128,
-        "num_layers": 4,
-        "num_heads": 6,
-        "d_kv": 64,
-        "d_ff": 1024,
+        **SIZES[size],
+        "recipe": "onepass",
         "dropout": 0.1,
-        "max_items": 20,
-        "user_buckets": 2000,
-        "positions_per_user": 0,
-        "lr": 1e-3,
-        "batch_size": 256,
+        "max_items": 50,
+        "item_id_embedding": True,
+        "windows": "last",
+        "lr": 2e-3,
+        "batch_size": 64 if size == "cpu" else 128,
+        "max_epochs": 40,
     }
 
 
-def cpu_preset() -> dict[str, Any]:
-    """A CPU-sized model: 2 + 2 layers, 4 heads of 32, d_ff 512, 10 history items, 24 sampled
-    positions per user per epoch, lr 5e-3, batch 64, and an 8-minute cap.
+def examples_preset(size: str) -> dict[str, Any]:
+    """TIGER's recipe as the paper trains it: one (history, next item) example at a time, one encoder
+    token per SID code.
 
-    No dropout (a budget-capped run underfits, and dropout's masks took ~20% of a CPU step) and no
-    user tokens (a private token per user is not learnt in a few epochs); lr 5e-3 beat 1e-2 and 3e-3
-    on ML-100K, and batch 64 gives 4x the updates of 256 in the same time on a CPU; see
-    experiments/results/cpu_preset_tuning.md.
+    ``tiger`` size: 20 history items, every position each epoch, dropout 0.1, 2000 hashed user tokens,
+    lr 1e-3, batch 256. ``cpu`` size: 10 history items, 24 sampled positions per user per epoch, no
+    dropout or user tokens, lr 5e-3, batch 64 and an 8-minute cap (the budget-capped CPU preset of
+    experiments/results/cpu_preset_tuning.md).
     """
-    return {
-        **TRAINING,
-        "d_model": 128,
-        "num_layers": 2,
-        "num_heads": 4,
-        "d_kv": 32,
-        "d_ff": 512,
-        "dropout": 0.0,
-        "max_items": 10,
-        "user_buckets": 0,
-        "positions_per_user": 24,
-        "lr": 5e-3,
-        "batch_size": 64,
-        "max_time": 8.0,
-    }
+    values = {**TRAINING, **SIZES[size], "recipe": "examples", "max_epochs": 50}
+    if size == "tiger":
+        return {**values, "dropout": 0.1, "max_items": 20, "user_buckets": 2000, "positions_per_user": 0,
+                "lr": 1e-3, "batch_size": 256}  # fmt: skip
+    return {**values, "dropout": 0.0, "max_items": 10, "user_buckets": 0, "positions_per_user": 24,
+            "lr": 5e-3, "batch_size": 64, "max_time": 8.0}  # fmt: skip
 
 
 def preset(config: FitConfig) -> dict[str, Any]:
-    """The preset ``config.preset`` names (``auto``: tiger on a GPU, else cpu), resolved to a size.
+    """The size ``config.preset`` names (``auto``: tiger on a GPU, else cpu) in the recipe
+    ``config.recipe`` (default ``onepass``; ``examples`` is TIGER's original recipe).
 
     When the user changes the width or the heads but not ``--d-kv``, the head size follows:
     ``d_kv = d_model // heads`` with ``--d-model``, else the preset's attention width // heads.
     """
     from tidrec.training import uses_gpu
 
-    size = config.preset if config.preset != "auto" else ("tiger" if uses_gpu(config) else "cpu")
-    values = {"preset": size, **(tiger_preset() if size == "tiger" else cpu_preset())}
+    size = config.preset if config.preset not in (None, "auto") else ("tiger" if uses_gpu(config) else "cpu")
+    recipe = config.recipe or "onepass"
+    values = {"preset": size, **(onepass_preset(size) if recipe == "onepass" else examples_preset(size))}
     if config.d_kv is None and (config.num_heads is not None or config.d_model is not None):
         width = config.d_model if config.d_model is not None else values["num_heads"] * values["d_kv"]
         values["d_kv"] = max(1, width // (config.num_heads or values["num_heads"]))
@@ -83,27 +81,45 @@ def preset(config: FitConfig) -> dict[str, Any]:
 
 
 def fit(config: FitConfig, dataset: Dataset) -> Path:
+    from tidrec.models.tiger.train import load_sids
+
+    sids = load_sids(config.run, dataset)
+    if config.recipe == "onepass":
+        from tidrec.models.tiger.onepass_train import fit_onepass
+
+        return fit_onepass(config, dataset, sids)
     from tidrec.models.tiger.train import fit_tiger
 
     return fit_tiger(config, dataset)
 
 
 def load(request: LoadRequest):
+    from tidrec.artifacts import checkpoint_record, read_checkpoint
     from tidrec.device import resolve_device
-    from tidrec.model import TigerRecommender, load_checkpoint
     from tokenizer.sid_table import SidTable
 
-    loaded = load_checkpoint(request.folder / "best.ckpt")
+    path = request.folder / "best.ckpt"
     sids_path = request.run / "tokenizer" / "sids.parquet"
     sids = SidTable.load(sids_path)
+    device = resolve_device(request.device)
+    if checkpoint_record(read_checkpoint(path, mmap=True), path).entry.get("recipe") == "onepass":
+        from tidrec.models.tiger.onepass_train import OnePassRecommender, load_onepass
+
+        model = load_onepass(
+            path,
+            dataset_hash=request.dataset.content_hash,
+            sids=sids,
+            sids_path=sids_path,
+            data_path=request.run / "data",
+        )
+        return OnePassRecommender(model, beam_size=request.beam_size, device=device)
+    from tidrec.model import TigerRecommender, load_checkpoint
+
+    loaded = load_checkpoint(path)
     loaded.check_dataset(request.dataset.content_hash, request.run / "data")
     loaded.check_sids(sids, sids_path)
     return TigerRecommender(
-        loaded,
-        sids,
-        request.dataset.user_ids,
-        beam_size=request.beam_size,
-        device=resolve_device(request.device),
+        loaded, sids, request.dataset.user_ids, beam_size=request.beam_size, device=device
     )
 
 
@@ -127,6 +143,9 @@ SPEC = register(
                 "user_buckets",
                 "positions_per_user",
                 "warmup",
+                "recipe",
+                "item_id_embedding",
+                "windows",
             }
         ),
         needs_sids=True,

@@ -1,0 +1,300 @@
+"""Training and serving the one-pass generative model (:mod:`tidrec.models.tiger.onepass`).
+
+Each training step reads a batch of users' training windows (their last ``max_items + 1`` items,
+or a full-length window ending at a random position with ``--windows random``) and learns every
+position's next-item SID at once. The learning rate warms up, then follows a cosine over the
+planned steps (``max_epochs`` x batches per epoch), so a run's length and schedule are fixed by
+its config, not by the machine's speed. Validation ranks the catalogue by trie-constrained beam
+search with the user's seen items excluded (as the comparison table does) and reports NDCG@10.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from tidrec.artifacts import CHECKPOINT_KEY, check_checkpoint, checkpoint_record, read_checkpoint
+from tidrec.baselines.sequential import WindowData
+from tidrec.data.dataset import Dataset, Split
+from tidrec.errors import InputError
+from tidrec.metrics import ranking_metrics
+from tidrec.model import warmup_cosine
+from tidrec.models.tiger.onepass import OnePassConfig, OnePassModel, build_onepass, onepass_batch, recommend
+from tidrec.training import make_trainer, plot_curves, record_training, resume_checkpoint, timer_seconds
+from tidrec.vocab import Vocab
+from tokenizer.sid_table import SidTable
+
+if TYPE_CHECKING:
+    from tidrec.fit import FitConfig
+
+RECIPE = "onepass"
+"""The ``recipe`` this module trains (the old one-example-per-target recipe is ``examples``)."""
+
+
+def onepass_config(config: FitConfig) -> OnePassConfig:
+    """The network a resolved config describes."""
+    return OnePassConfig(
+        d_model=config.d_model,
+        num_layers=config.num_layers,
+        num_decoder_layers=config.num_layers,
+        num_heads=config.num_heads,
+        d_kv=config.d_kv,
+        d_ff=config.d_ff,
+        dropout=config.dropout,
+        max_items=config.max_items,
+        item_id_embedding=bool(config.item_id_embedding),
+    )
+
+
+class OnePassModule(L.LightningModule):
+    """Trains every position's next-item SID in one pass; validates NDCG@10 by constrained beam search."""
+
+    def __init__(
+        self,
+        config: OnePassConfig,
+        sids: SidTable,
+        *,
+        lr: float,
+        weight_decay: float,
+        warmup: float,
+        beam_size: int = 20,
+        dataset_hash: str,
+    ) -> None:
+        """Args:
+        config: model size and history length.
+        sids: the SID table the model reads and emits (its hash goes into checkpoints).
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay (not applied to layer norms, biases or embeddings' padding).
+        warmup: fraction of all planned steps spent warming up (at most one epoch).
+        beam_size: beams for validation decoding.
+        dataset_hash: ``Dataset.content_hash`` of the training data.
+        """
+        super().__init__()
+        self.config = config
+        self.vocab = Vocab(level_sizes=tuple(sids.level_sizes), user_buckets=0)
+        self.sid_hash = sids.content_hash()
+        self.dataset_hash = dataset_hash
+        self.lr, self.weight_decay, self.warmup = lr, weight_decay, warmup
+        self.beam_size = max(beam_size, 10)
+        self.model = build_onepass(config, self.vocab, self.vocab.sid_tokens(sids.codes))
+        self._trie = None
+
+    @property
+    def trie(self):
+        if self._trie is None:
+            self._trie = self.model.trie()
+        return self._trie
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        from tidrec.models.tiger.onepass import onepass_loss
+
+        loss = onepass_loss(self.model, batch)
+        targets = int(batch["attention_mask"].sum())
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=targets)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=targets)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        result = recommend(
+            self.model,
+            batch["histories"],
+            beam_size=self.beam_size,
+            top_k=10,
+            trie=self.trie,
+            exclude=batch["histories"],
+        )
+        ranked = np.asarray(result.item_idx.cpu())
+        metrics = ranking_metrics(ranked, batch["targets"], ks=(10,))
+        size = len(batch["targets"])
+        for name in ("recall@10", "ndcg@10"):
+            self.log(f"val/{name}", metrics[name], on_epoch=True, prog_bar=True, batch_size=size)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            (no_decay if "layer_norm" in name or param.ndim < 2 else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.lr,
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
+        warmup_steps = min(int(self.warmup * total), per_epoch)
+        schedule = warmup_cosine(optimizer, warmup_steps=warmup_steps, total_steps=total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "kind": "tiger",
+            "recipe": RECIPE,
+            "model_config": dataclasses.asdict(self.config),
+            "level_sizes": list(self.vocab.level_sizes),
+            "sid_hash": self.sid_hash,
+            "dataset_hash": self.dataset_hash,
+        }
+
+
+class _Windows(torch.utils.data.Dataset):
+    """Each user's training window, as item_idx (WindowData holds them as item_idx + 1, 0 = padding)."""
+
+    def __init__(self, sequences: list[np.ndarray], width: int, windows: str) -> None:
+        self.data = WindowData(sequences, width, min_items=2, windows=windows)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        tokens = np.asarray(self.data[index])
+        return tokens[tokens > 0] - 1  # left padding dropped
+
+
+def _split_batch(split: Split, rows: list[int]) -> dict[str, Any]:
+    part = split.subset(np.asarray(rows, dtype=np.int64))
+    return {"histories": list(part.histories), "targets": np.asarray(part.targets)}
+
+
+def data_loaders(
+    config: FitConfig, dataset: Dataset, sid_tokens: np.ndarray
+) -> tuple[DataLoader, DataLoader]:
+    """Shuffled training windows (seeded) and the validation split's users."""
+    windows = _Windows(dataset.train_sequences(), config.max_items + 1, config.windows or "last")
+    if len(windows) == 0:
+        raise InputError(f"dataset {dataset.name!r}: no training sequence has two items")
+    generator = torch.Generator().manual_seed(config.seed)
+    train = DataLoader(
+        windows,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        collate_fn=lambda rows: onepass_batch(rows, sid_tokens, config.max_items),
+        num_workers=config.num_workers,
+    )
+    valid = dataset.split("valid")
+    if config.val_users is not None and config.val_users < len(valid):
+        rows = np.sort(np.random.default_rng(config.seed).choice(len(valid), config.val_users, replace=False))
+        valid = valid.subset(rows)
+    val = DataLoader(
+        list(range(len(valid))),
+        batch_size=config.eval_batch_size,
+        collate_fn=lambda rows: _split_batch(valid, rows),
+        num_workers=config.num_workers,
+    )
+    return train, val
+
+
+def fit_onepass(config: FitConfig, dataset: Dataset, sids: SidTable) -> Path:
+    """Train the one-pass model of a resolved config; return best.ckpt."""
+    out_dir = config.run / "models" / config.model
+    L.seed_everything(config.seed, verbose=False)
+    net = onepass_config(config)
+    module = OnePassModule(
+        net,
+        sids,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        warmup=config.warmup,
+        beam_size=config.beam_size,
+        dataset_hash=dataset.content_hash,
+    )
+    train, val = data_loaders(config, dataset, module.vocab.sid_tokens(sids.codes))
+    checkpoint = resume_checkpoint(
+        config,
+        out_dir,
+        model=config.model,
+        dataset_hash=dataset.content_hash,
+        data_path=config.run / "data",
+        sid_hash=module.sid_hash,
+        sids_path=config.run / "tokenizer" / "sids.parquet",
+        model_config=dataclasses.asdict(net),
+    )
+    trainer = make_trainer(config, out_dir, resume_from=checkpoint)
+    start = time.perf_counter()
+    trainer.fit(module, train, val, ckpt_path=checkpoint)
+    seconds = time.perf_counter() - start
+    if (out_dir / "metrics.csv").exists():
+        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+    if trainer.is_global_zero:
+        score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
+        record_training(
+            out_dir,
+            config.model,
+            seconds,
+            resumed=config.resume,
+            timer_seconds=timer_seconds(trainer),
+            preset=config.preset,
+            recipe=RECIPE,
+            epochs=trainer.current_epoch,
+            steps=trainer.global_step,
+            best_val_ndcg10=float(score) if score is not None else None,
+        )
+        params = sum(p.numel() for p in module.model.parameters())
+        best = f"{float(score):.4f}" if score is not None else "-"
+        print(
+            f"tiger ({RECIPE}, {config.preset}): {params / 1e6:.2f}M parameters, "
+            f"{trainer.current_epoch} epochs, {trainer.global_step} steps, best val/ndcg@10 {best}, "
+            f"{seconds / 60:.1f} min"
+        )
+    return out_dir / "best.ckpt"
+
+
+class OnePassRecommender:
+    """The one-pass model behind the Recommender protocol: causal encoder, constrained beam search."""
+
+    def __init__(
+        self, model: OnePassModel, *, beam_size: int = 20, device: torch.device | str = "cpu"
+    ) -> None:
+        self.model = model.eval().to(device)
+        self.trie = model.trie()
+        self.beam_size = beam_size
+
+    @torch.no_grad()
+    def recommend(self, split: Split, *, k: int, exclude_history: bool) -> np.ndarray:
+        """(B, k) item_idx by the SID's summed log-probability; -1 where fewer are reachable."""
+        result = recommend(
+            self.model,
+            list(split.histories),
+            beam_size=max(self.beam_size, k) * (2 if exclude_history else 1),
+            top_k=k,
+            trie=self.trie,
+            exclude=list(split.histories) if exclude_history else None,
+        )
+        ranked = np.asarray(result.item_idx.cpu(), dtype=np.int64)
+        out = np.full((len(split), k), -1, dtype=np.int64)
+        out[:, : min(k, ranked.shape[1])] = ranked[:, :k]
+        return out
+
+
+def load_onepass(
+    path: Path, *, dataset_hash: str, sids: SidTable, sids_path: Path, data_path: Path
+) -> OnePassModel:
+    """The one-pass model of a checkpoint, checked against the run's data and SID table.
+
+    Raises:
+        InputError: unreadable or unsafe file, another model, or other data or SIDs.
+    """
+    checkpoint = read_checkpoint(path)
+    record = checkpoint_record(checkpoint, path)
+    check_checkpoint(
+        record,
+        dataset_hash=dataset_hash,
+        data_path=data_path,
+        sid_hash=sids.content_hash(),
+        sids_path=sids_path,
+    )
+    try:
+        config = OnePassConfig(**record.entry["model_config"])
+        vocab = Vocab(level_sizes=tuple(record.entry["level_sizes"]), user_buckets=0)
+        model = build_onepass(config, vocab, vocab.sid_tokens(sids.codes))
+        state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise InputError(f"{path}: the model in this checkpoint does not load ({reason})") from None
+    return model.eval()
