@@ -15,8 +15,10 @@ for model in llmseqsim llm2sasrec bert4rec llm2bert4rec tiger; do
   fi
   cap=()
   [[ -n "${MINUTES[$model]:-}" ]] && cap=(--max-time "${MINUTES[$model]}")
+  recipe=()
+  [[ "$model" == tiger ]] && recipe=(--recipe examples)  # the table's generative row: TIGER's recipe
   nice -n 10 python -m tidrec.fit --run "$RUN" --model "$model" --max-epochs 200 --patience 10 \
-    "${cap[@]}" --progress false
+    "${cap[@]}" "${recipe[@]}" --progress false
 done
 nice -n 10 python -m tidrec.compare --run "$RUN" --dataset ml-1m --progress false \
   --models pop sasrec bert4rec llmseqsim llm2sasrec llm2bert4rec tiger
