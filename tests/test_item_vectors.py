@@ -122,8 +122,8 @@ def test_a_combination_normalises_each_part_and_weights_the_collaborative_one(tm
 # ----------------------------------------------------------------------------- the option
 
 
-def test_text_is_the_default_and_help_lists_the_flags(capsys):
-    assert TokenizeConfig.__dataclass_fields__["item_vectors"].default == "text"
+def test_text_and_cooc_is_the_default_and_help_lists_the_flags(capsys):
+    assert TokenizeConfig.__dataclass_fields__["item_vectors"].default == "text+cooc"
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
@@ -153,8 +153,8 @@ def test_text_alone_writes_what_it_wrote_before_the_option(tmp_path):
     path = cache_path(tmp_path / "run" / "embeddings", DEFAULT_EMBEDDING_MODEL, dataset.item_texts)
     path.parent.mkdir(parents=True)
     np.save(path, embeddings)
-    config = TokenizeConfig(out=tmp_path / "run", tokenizer="rkmeans", levels=2, codebook_size=3,
-                            collision_size=12, progress=False, device="cpu")  # fmt: skip
+    config = TokenizeConfig(out=tmp_path / "run", tokenizer="rkmeans", item_vectors="text", levels=2,
+                            codebook_size=3, collision_size=12, progress=False, device="cpu")  # fmt: skip
     tokenize_run(config)
     # the code path of tokenize_run before --item-vectors existed, written to another folder
     old = tmp_path / "old"

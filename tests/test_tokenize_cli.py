@@ -53,7 +53,8 @@ def test_help_lists_data_and_tokenizer_flags(capsys):
 
 def test_tiny_end_to_end_run_writes_all_artifacts(files, tmp_path, capsys):
     argv = flags(files, tmp_path / "run", "--levels", "2", "--codebook-size", "4", "--collision-size", "8",
-                 "--rqvae-epochs", "3", "--rqvae-hidden-dims", "16", "--rqvae-latent-dim", "4")  # fmt: skip
+                 "--rqvae-epochs", "3", "--rqvae-hidden-dims", "16", "--rqvae-latent-dim", "4",
+                 "--item-vectors", "text")  # fmt: skip
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "unique tuples before collision code" in out
