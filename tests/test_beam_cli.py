@@ -130,3 +130,20 @@ def test_missing_checkpoint_is_one_line_error(tmp_path, capsys):
     assert main(["--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "nope.ckpt" in err and "Traceback" not in err
+
+
+def test_run_from_a_one_pass_checkpoint_matches_hf_generate(tmp_path):
+    """The one-pass model's causal encoder feeds both our search and HF generate: same top-k."""
+    from tests.tiger_fixtures import make_run
+    from tidrec.fit import FitConfig, fit
+
+    make_run(tmp_path, num_users=16)
+    tiny = dict(preset="cpu", d_model=32, num_layers=1, num_heads=2, d_ff=64, max_items=4, batch_size=8)
+    fit(FitConfig(run=tmp_path, max_epochs=1, progress=False, device="cpu", **tiny))
+    argv = ["--checkpoint", str(tmp_path / "models" / "tiger" / "best.ckpt"), "--beam-size", "4"]
+    argv += ["--batch-sizes", "2", "--repeats", "1", "--warmup", "0", "--hf-batch", "3", "--hf-repeats", "1"]
+    argv += ["--memory-items", "0", "--threads", "1", "--out", str(tmp_path / "bench")]
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "bench" / "beam.json").read_text())
+    assert "one-pass" in results["source"]
+    assert results["hf"]["identical_topk_rows"] == 1.0 and results["hf"]["max_abs_score_diff"] < 1e-4

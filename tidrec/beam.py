@@ -126,17 +126,38 @@ class Workload:
     user_ids: list[str]
     max_items: int
     source: str
+    onepass: Any = None
+    """A one-pass model (:mod:`tidrec.models.tiger.onepass`) whose T5 is ``model``; None: TIGER's recipe."""
 
     def batch(self, size: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder inputs of ``size`` users starting at ``offset`` (cycling)."""
+        """Encoder inputs of ``size`` users starting at ``offset`` (cycling): SID tokens, or for a one-pass
+        model the history's item_idx (one per item)."""
         from tidrec.model import encoder_inputs
 
+        if self.onepass is not None:
+            from tidrec.models.tiger.onepass import history_batch
+
+            return history_batch(self.batch_histories(size, offset), self.onepass.num_items, self.max_items)
         return encoder_inputs(
             self.vocab,
             self.sid_tokens,
             self.batch_histories(size, offset),
             [self.user_ids[r] for r in self._rows(size, offset)],
             self.max_items,
+        )
+
+    def encoder_hidden(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, S, D)`` encoder outputs of a batch from :meth:`batch`."""
+        if self.onepass is not None:
+            from tidrec.models.tiger.onepass import encode_items
+
+            return encode_items(self.onepass, inputs)
+        return self.model.encoder(input_ids=inputs, attention_mask=attention_mask).last_hidden_state
+
+    def encoder_state(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> generate.EncoderState:
+        """What every decoder step needs, computed once per user (the encoder run included)."""
+        return generate.cross_attention_state(
+            self.model, self.encoder_hidden(inputs, attention_mask), attention_mask
         )
 
     def batch_histories(self, size: int, offset: int = 0) -> list[np.ndarray]:
@@ -225,19 +246,35 @@ def checkpoint_workload(config: BeamBenchConfig) -> Workload:
         sid_hash=sids.content_hash(),
         sids_path=sids_path,
     )
+    split = dataset.split("test")
+    users = [str(u) for u in dataset.user_ids[split.users]]
     if record.entry.get("recipe") == "onepass":
-        raise InputError(
-            f"{config.checkpoint}: a one-pass model; tidrec.beam benchmarks the examples recipe only so far "
-            "(evaluate and compare decode both)"
+        from tidrec.models.tiger.onepass_train import load_onepass
+
+        onepass = load_onepass(
+            config.checkpoint,
+            dataset_hash=dataset.content_hash,
+            sids=sids,
+            sids_path=sids_path,
+            data_path=data,
+        )
+        return Workload(
+            onepass.t5.eval(),
+            onepass.vocab,
+            onepass.vocab.sid_tokens(sids.codes),
+            split.histories,
+            users,
+            onepass.config.max_items,
+            f"{config.checkpoint} (one-pass) on {dataset.name} test users ({dataset.num_items} items)",
+            onepass=onepass.eval(),
         )
     loaded = load_checkpoint(config.checkpoint)
-    split = dataset.split("test")
     return Workload(
         loaded.model.eval(),
         loaded.vocab,
         loaded.vocab.sid_tokens(sids.codes),
         split.histories,
-        [str(u) for u in dataset.user_ids[split.users]],
+        users,
         loaded.config.max_items,
         f"{config.checkpoint} on {dataset.name} test users ({dataset.num_items} items)",
     )
@@ -269,16 +306,15 @@ def percentiles(times: list[float]) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def unconstrained_floor(
-    model: T5ForConditionalGeneration, input_ids, attention_mask, *, beam_size, steps
-) -> None:
+def unconstrained_floor(workload: Workload, inputs, attention_mask, *, beam_size, steps) -> None:
     """The model's cost alone: encoder once, ``steps`` cached decoder steps (to logits) for B x K beams.
 
     No log-softmax, masking, selection or beam reordering: what any decoder of this model pays.
     """
-    encoder = generate.encode(model, input_ids, attention_mask)
-    bias = generate.self_attention_bias(model, steps, input_ids.device)
-    tokens = torch.zeros((input_ids.shape[0], 1), dtype=torch.long, device=input_ids.device)
+    model = workload.model
+    encoder = workload.encoder_state(inputs, attention_mask)
+    bias = generate.self_attention_bias(model, steps, inputs.device)
+    tokens = torch.zeros((inputs.shape[0], 1), dtype=torch.long, device=inputs.device)
     cache = None
     for _ in range(steps):
         _, cache = generate.decoder_step(model, tokens, encoder, cache, bias)
@@ -320,8 +356,20 @@ def dict_trie(sid_tokens: np.ndarray) -> dict:
     return root
 
 
-def hf_constrained(model, input_ids, attention_mask, *, root: dict, beam_size: int, levels: int):
-    """Top-K items and scores from HF beam search with ``prefix_allowed_tokens_fn`` over ``root``."""
+def hf_constrained(workload: Workload, inputs, attention_mask, *, root: dict, beam_size: int, levels: int):
+    """Top-K items and scores from HF beam search with ``prefix_allowed_tokens_fn`` over ``root``.
+
+    A one-pass model's causal encoder is run here and handed to ``generate`` as ``encoder_outputs``.
+    """
+    model = workload.model
+    if workload.onepass is not None:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        with torch.inference_mode():
+            hidden = workload.encoder_hidden(inputs, attention_mask)
+        encoder_inputs: dict[str, Any] = {"encoder_outputs": BaseModelOutput(last_hidden_state=hidden)}
+    else:
+        encoder_inputs = {"input_ids": inputs}
 
     def allowed(batch_id: int, sent: torch.Tensor) -> list[int]:
         node: Any = root
@@ -331,7 +379,7 @@ def hf_constrained(model, input_ids, attention_mask, *, root: dict, beam_size: i
 
     with torch.inference_mode():
         out = model.generate(
-            input_ids=input_ids,
+            **encoder_inputs,
             attention_mask=attention_mask,
             num_beams=beam_size,
             num_return_sequences=beam_size,
@@ -351,7 +399,7 @@ def hf_constrained(model, input_ids, attention_mask, *, root: dict, beam_size: i
         for token in seq:
             node = node[token]
         items.append(node)
-    batch = input_ids.shape[0]
+    batch = inputs.shape[0]
     return np.array(items).reshape(batch, beam_size), out.sequences_scores.view(
         batch, beam_size
     ).cpu().numpy()
@@ -365,6 +413,8 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
     device = resolve_device(config.device)
     workload = checkpoint_workload(config) if config.checkpoint else synthetic_workload(config)
     model = workload.model.to(device)
+    if workload.onepass is not None:
+        workload.onepass.to(device)  # its item tables too (the T5 is shared)
     start = time.perf_counter()
     trie = Trie.from_codes(workload.sid_tokens)
     build_s = time.perf_counter() - start
@@ -376,13 +426,16 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
     )
 
     def decode(ids, mask, kernel=config.kernel, exclude=None):
-        return generate.beam_search(model, ids, mask, trie=trie, beam_size=K, kernel=kernel, exclude=exclude)
+        encoder = workload.encoder_state(ids, mask)
+        return generate.beam_search(
+            model, encoder=encoder, trie=trie, beam_size=K, kernel=kernel, exclude=exclude
+        )
 
     def floor(ids, mask):
-        return unconstrained_floor(model, ids, mask, beam_size=K, steps=levels)
+        return unconstrained_floor(workload, ids, mask, beam_size=K, steps=levels)
 
     rows = []
-    for size in tqdm(config.batch_sizes, desc="batch sizes", unit="batch"):
+    for size in tqdm(config.batch_sizes, desc="batch sizes", unit="batch", disable=None):
         ids, mask = (t.to(device) for t in workload.batch(size))
         exclude = workload.batch_histories(size) if config.exclude_history else None
         rows.append(
@@ -455,11 +508,11 @@ def compare_with_hf(config, workload, trie, model, device, decode) -> dict[str, 
     ids, mask = (t.to(device) for t in workload.batch(config.hf_batch))
     root = dict_trie(workload.sid_tokens)
     ours = decode(ids, mask)
-    hf_items, hf_scores = hf_constrained(model, ids, mask, root=root, beam_size=K, levels=levels)
+    hf_items, hf_scores = hf_constrained(workload, ids, mask, root=root, beam_size=K, levels=levels)
     hf_times, our_times, ref_times = [], [], []
     for _ in range(config.hf_repeats):  # interleaved: the same machine noise for all three
         hf_times += time_runs(
-            lambda: hf_constrained(model, ids, mask, root=root, beam_size=K, levels=levels),
+            lambda: hf_constrained(workload, ids, mask, root=root, beam_size=K, levels=levels),
             repeats=1,
             warmup=0,
             device=device,
