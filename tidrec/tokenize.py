@@ -57,8 +57,9 @@ class TokenizeConfig(DataConfig):
     item_vectors: str = "text+cooc"
     """What the tokenizer quantises (default text+cooc: on ML-100K the generative model's validation
     NDCG@10 was 0.075 with it against 0.048 with text alone): text (item-text embeddings), cooc
-    (PPMI + truncated SVD of item co-occurrence in the training sequences), a sequence model trained in this run folder (sasrec,
-    sasrec-bce, bert4rec, llm2sasrec, llm2bert4rec: its item table from <out>/models/NAME/best.ckpt),
+    (PPMI + truncated SVD of item co-occurrence in the training sequences), a sequence model trained
+    in this run folder (sasrec, sasrec-bce, bert4rec, llm2sasrec, llm2bert4rec: its item table from
+    <out>/models/NAME/best.ckpt),
     or several joined by '+', e.g. text+cooc (each part L2-normalised per row, then concatenated)."""
     cooc_window: int = 5
     """cooc: two items at most this many positions apart in a training sequence co-occur."""
