@@ -243,21 +243,15 @@ class TigerModule(L.LightningModule):
             )
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            (no_decay if "layer_norm" in name or param.ndim < 2 else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.lr,
-        )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        # warm up for the fraction asked, but never past the first epoch: a run capped by
-        # early stopping or --max-time would otherwise spend its whole budget warming up
-        warmup_steps = min(int(self.warmup * total), per_epoch)
         budget_s = self.budget_minutes * 60 if self.budget_minutes else None
-        schedule = warmup_cosine(optimizer, warmup_steps=warmup_steps, total_steps=total, budget_s=budget_s)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return warmup_cosine_adamw(
+            self.model,
+            self.trainer,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            warmup=self.warmup,
+            budget_s=budget_s,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {
@@ -267,6 +261,34 @@ class TigerModule(L.LightningModule):
             "sid_hash": self.sid_hash,
             "dataset_hash": self.dataset_hash,
         }
+
+
+def warmup_cosine_adamw(
+    model: torch.nn.Module,
+    trainer: L.Trainer,
+    *,
+    lr: float,
+    weight_decay: float,
+    warmup: float,
+    budget_s: float | None = None,
+) -> dict[str, Any]:
+    """AdamW (no decay on layer norms and biases) with :func:`warmup_cosine` over the planned steps.
+
+    Warm-up takes the fraction ``warmup`` of all steps, but never more than the first epoch: a run
+    stopped early would otherwise spend its whole budget warming up. Returns Lightning's
+    ``configure_optimizers`` dict.
+    """
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if "layer_norm" in name or param.ndim < 2 else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
+    total = max(1, int(trainer.estimated_stepping_batches))
+    per_epoch = max(1, total // max(1, trainer.max_epochs or 1))
+    warmup_steps = min(int(warmup * total), per_epoch)
+    schedule = warmup_cosine(optimizer, warmup_steps=warmup_steps, total_steps=total, budget_s=budget_s)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 def warmup_cosine(

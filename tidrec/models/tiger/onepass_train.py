@@ -25,7 +25,7 @@ from tidrec.baselines.sequential import WindowData
 from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import InputError
 from tidrec.metrics import ranking_metrics
-from tidrec.model import warmup_cosine
+from tidrec.model import warmup_cosine_adamw
 from tidrec.models.tiger.onepass import OnePassConfig, OnePassModel, build_onepass, onepass_batch, recommend
 from tidrec.training import make_trainer, plot_curves, record_training, resume_checkpoint, timer_seconds
 from tidrec.vocab import Vocab
@@ -117,18 +117,9 @@ class OnePassModule(L.LightningModule):
             self.log(f"val/{name}", metrics[name], on_epoch=True, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            (no_decay if "layer_norm" in name or param.ndim < 2 else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.lr,
+        return warmup_cosine_adamw(
+            self.model, self.trainer, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup
         )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
-        warmup_steps = min(int(self.warmup * total), per_epoch)
-        schedule = warmup_cosine(optimizer, warmup_steps=warmup_steps, total_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_KEY] = {
