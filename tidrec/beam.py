@@ -248,6 +248,7 @@ def checkpoint_workload(config: BeamBenchConfig) -> Workload:
     )
     split = dataset.split("test")
     users = [str(u) for u in dataset.user_ids[split.users]]
+    onepass = None
     if record.entry.get("recipe") == "onepass":
         from tidrec.models.tiger.onepass_train import load_onepass
 
@@ -257,26 +258,20 @@ def checkpoint_workload(config: BeamBenchConfig) -> Workload:
             sids=sids,
             sids_path=sids_path,
             data_path=data,
-        )
-        return Workload(
-            onepass.t5.eval(),
-            onepass.vocab,
-            onepass.vocab.sid_tokens(sids.codes),
-            split.histories,
-            users,
-            onepass.config.max_items,
-            f"{config.checkpoint} (one-pass) on {dataset.name} test users ({dataset.num_items} items)",
-            onepass=onepass.eval(),
-        )
-    loaded = load_checkpoint(config.checkpoint)
+        ).eval()
+        model, vocab, max_items, kind = onepass.t5, onepass.vocab, onepass.config.max_items, " (one-pass)"
+    else:
+        loaded = load_checkpoint(config.checkpoint)
+        model, vocab, max_items, kind = loaded.model, loaded.vocab, loaded.config.max_items, ""
     return Workload(
-        loaded.model.eval(),
-        loaded.vocab,
-        loaded.vocab.sid_tokens(sids.codes),
+        model.eval(),
+        vocab,
+        vocab.sid_tokens(sids.codes),
         split.histories,
         users,
-        loaded.config.max_items,
-        f"{config.checkpoint} on {dataset.name} test users ({dataset.num_items} items)",
+        max_items,
+        f"{config.checkpoint}{kind} on {dataset.name} test users ({dataset.num_items} items)",
+        onepass=onepass,
     )
 
 

@@ -28,6 +28,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from tidrec.artifacts import check_checkpoint, checkpoint_record, read_checkpoint
 from tidrec.cli import check_range
+from tidrec.data.dataset import Dataset, Split
 from tidrec.device import require_cuda
 from tidrec.errors import ConfigError, TidrecError
 from tidrec.io import atomic_path, write_json
@@ -403,6 +404,38 @@ def resume_checkpoint(
                 "resume with the options it was trained with, or train afresh without --resume"
             )
     return path
+
+
+def validation_split(dataset: Dataset, config: Any) -> Split:
+    """The valid split, or a fixed random sample of ``config.val_users`` of its users (seeded by
+    ``config.seed``) when set: one rule for every trained model."""
+    valid = dataset.split("valid")
+    limit = getattr(config, "val_users", None)
+    if limit is not None and limit < len(valid):
+        rows = np.random.default_rng(getattr(config, "seed", 0)).choice(len(valid), limit, replace=False)
+        valid = valid.subset(np.sort(rows))
+    return valid
+
+
+def finish_fit(trainer: L.Trainer, config: Any, out_dir: Path, seconds: float, **info: Any) -> float | None:
+    """After ``trainer.fit``: draw ``curves.png`` and write ``train_info.json`` (seconds summed over
+    resumes, epochs, best validation NDCG@10 and ``info``); return the best score (None if none)."""
+    if (out_dir / "metrics.csv").exists():
+        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+    callback = trainer.checkpoint_callback
+    score = float(callback.best_model_score) if callback and callback.best_model_score is not None else None
+    if trainer.is_global_zero:
+        record_training(
+            out_dir,
+            config.model,
+            seconds,
+            resumed=config.resume,
+            timer_seconds=timer_seconds(trainer),
+            epochs=trainer.current_epoch,
+            best_val_ndcg10=score,
+            **info,
+        )
+    return score
 
 
 def read_metrics(metrics_csv: str | Path) -> dict[str, list[tuple[float, float]]]:

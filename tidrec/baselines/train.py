@@ -20,7 +20,7 @@ from tidrec.baselines.sequential import (
     split_loader,
     train_loader,
 )
-from tidrec.data.dataset import Dataset, Split
+from tidrec.data.dataset import Dataset
 from tidrec.errors import InputError
 
 
@@ -45,7 +45,7 @@ def train_sequence_model(
         The best checkpoint and a summary (epochs run, best validation NDCG@10, PCA scale, and the
         ``--max-time`` timer's seconds for :func:`~tidrec.training.record_training`).
     """
-    from tidrec.training import make_trainer, plot_curves, resume_checkpoint, timer_seconds
+    from tidrec.training import make_trainer, plot_curves, resume_checkpoint, timer_seconds, validation_split
 
     L.seed_everything(preset.seed, verbose=False)
     module = SequenceModule(
@@ -94,16 +94,6 @@ def train_sequence_model(
         timer_seconds=timer_seconds(trainer),
     )
     return best, info
-
-
-def validation_split(dataset: Dataset, config: Any) -> Split:
-    """The valid split, or a fixed random sample of ``config.val_users`` of its users when set."""
-    valid = dataset.split("valid")
-    limit = getattr(config, "val_users", None)
-    if limit is not None and limit < len(valid):
-        rows = np.random.default_rng(getattr(config, "seed", 0)).choice(len(valid), limit, replace=False)
-        valid = valid.subset(np.sort(rows))
-    return valid
 
 
 def load_sequence_recommender(path: Path, dataset: Dataset, *, device: str = "cpu") -> SequenceRecommender:

@@ -95,7 +95,7 @@ def fit(config: FitConfig, dataset: Dataset) -> Path:
         return fit_onepass(config, dataset, sids)
     from tidrec.models.tiger.train import fit_tiger
 
-    return fit_tiger(config, dataset)
+    return fit_tiger(config, dataset, sids)
 
 
 def load(request: LoadRequest):

@@ -27,7 +27,7 @@ from tidrec.errors import InputError
 from tidrec.metrics import ranking_metrics
 from tidrec.model import warmup_cosine_adamw
 from tidrec.models.tiger.onepass import OnePassConfig, OnePassModel, build_onepass, onepass_batch, recommend
-from tidrec.training import make_trainer, plot_curves, record_training, resume_checkpoint, timer_seconds
+from tidrec.training import finish_fit, make_trainer, resume_checkpoint, validation_split
 from tidrec.vocab import Vocab
 from tokenizer.sid_table import SidTable
 
@@ -167,10 +167,7 @@ def data_loaders(
         collate_fn=lambda rows: onepass_batch(rows, sid_tokens, config.max_items),
         num_workers=config.num_workers,
     )
-    valid = dataset.split("valid")
-    if config.val_users is not None and config.val_users < len(valid):
-        rows = np.sort(np.random.default_rng(config.seed).choice(len(valid), config.val_users, replace=False))
-        valid = valid.subset(rows)
+    valid = validation_split(dataset, config)
     val = DataLoader(
         list(range(len(valid))),
         batch_size=config.eval_batch_size,
@@ -209,24 +206,12 @@ def fit_onepass(config: FitConfig, dataset: Dataset, sids: SidTable) -> Path:
     start = time.perf_counter()
     trainer.fit(module, train, val, ckpt_path=checkpoint)
     seconds = time.perf_counter() - start
-    if (out_dir / "metrics.csv").exists():
-        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+    score = finish_fit(
+        trainer, config, out_dir, seconds, preset=config.preset, recipe=RECIPE, steps=trainer.global_step
+    )
     if trainer.is_global_zero:
-        score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-        record_training(
-            out_dir,
-            config.model,
-            seconds,
-            resumed=config.resume,
-            timer_seconds=timer_seconds(trainer),
-            preset=config.preset,
-            recipe=RECIPE,
-            epochs=trainer.current_epoch,
-            steps=trainer.global_step,
-            best_val_ndcg10=float(score) if score is not None else None,
-        )
         params = sum(p.numel() for p in module.model.parameters())
-        best = f"{float(score):.4f}" if score is not None else "-"
+        best = f"{score:.4f}" if score is not None else "-"
         print(
             f"tiger ({RECIPE}, {config.preset}): {params / 1e6:.2f}M parameters, "
             f"{trainer.current_epoch} epochs, {trainer.global_step} steps, best val/ndcg@10 {best}, "

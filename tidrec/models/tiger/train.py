@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import InputError
 from tidrec.model import ModelConfig, TigerModule, decoder_labels, encoder_inputs
-from tidrec.training import make_trainer, plot_curves, record_training, resume_checkpoint, timer_seconds
+from tidrec.training import finish_fit, make_trainer, resume_checkpoint, validation_split
 from tidrec.vocab import Vocab
 from tokenizer.sid_table import SidTable
 
@@ -162,11 +162,7 @@ def data_loaders(
         collate_fn=examples.collate,
         num_workers=config.num_workers,
     )
-    valid = dataset.split("valid")
-    if config.val_users is not None and config.val_users < len(valid):
-        rows = np.sort(np.random.default_rng(config.seed).choice(len(valid), config.val_users, replace=False))
-        valid = valid.subset(rows)
-    rows = SplitRows(valid, collator)
+    rows = SplitRows(validation_split(dataset, config), collator)
     val = DataLoader(
         rows, batch_size=config.eval_batch_size, collate_fn=rows.collate, num_workers=config.num_workers
     )
@@ -191,10 +187,9 @@ def load_sids(run: Path, dataset: Dataset) -> SidTable:
     return sids
 
 
-def fit_tiger(config: FitConfig, dataset: Dataset) -> Path:
+def fit_tiger(config: FitConfig, dataset: Dataset, sids: SidTable) -> Path:
     """Train the generative model of a resolved config on the run's data and SIDs; return best.ckpt."""
     out_dir = config.run / "models" / config.model
-    sids = load_sids(config.run, dataset)
     L.seed_everything(config.seed, verbose=False)
     model_cfg = model_config(config)
     per_user = config.positions_per_user
@@ -225,20 +220,8 @@ def fit_tiger(config: FitConfig, dataset: Dataset) -> Path:
     trainer.fit(module, train, val, ckpt_path=checkpoint)
     seconds = time.perf_counter() - start
     best = out_dir / "best.ckpt"
-    if (out_dir / "metrics.csv").exists():
-        plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
+    finish_fit(trainer, config, out_dir, seconds, preset=config.preset)
     if trainer.is_global_zero:
-        score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-        record_training(
-            out_dir,
-            config.model,
-            seconds,
-            resumed=config.resume,
-            timer_seconds=timer_seconds(trainer),
-            preset=config.preset,
-            epochs=trainer.current_epoch,
-            best_val_ndcg10=float(score) if score is not None else None,
-        )
         _print_summary(config, model_cfg, module, trainer, per_user, len(train.sampler), seconds, best)
     return best
 
