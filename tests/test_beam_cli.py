@@ -140,7 +140,14 @@ def test_run_from_a_one_pass_checkpoint_matches_hf_generate(tmp_path):
     make_run(tmp_path, num_users=16)
     tiny = dict(preset="cpu", d_model=32, num_layers=1, num_heads=2, d_ff=64, max_items=4, batch_size=8)
     fit(FitConfig(run=tmp_path, max_epochs=1, progress=False, device="cpu", **tiny))
-    argv = ["--checkpoint", str(tmp_path / "models" / "tiger" / "best.ckpt"), "--beam-size", "4"]
+    path = tmp_path / "models" / "tiger" / "best.ckpt"
+    checkpoint = torch.load(path, weights_only=True)
+    recency = checkpoint["state_dict"]["model.recency.weight"]  # one epoch leaves it near its zero start
+    checkpoint["state_dict"]["model.recency.weight"] = torch.randn(
+        recency.shape, generator=torch.Generator().manual_seed(0)
+    )
+    torch.save(checkpoint, path)  # so that HF must see the recency bias too to agree
+    argv = ["--checkpoint", str(path), "--beam-size", "4"]
     argv += ["--batch-sizes", "2", "--repeats", "1", "--warmup", "0", "--hf-batch", "3", "--hf-repeats", "1"]
     argv += ["--memory-items", "0", "--threads", "1", "--out", str(tmp_path / "bench")]
     assert main(argv) == 0

@@ -156,6 +156,10 @@ class Workload:
 
     def encoder_state(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> generate.EncoderState:
         """What every decoder step needs, computed once per user (the encoder run included)."""
+        if self.onepass is not None:
+            from tidrec.models.tiger.onepass import decoder_state
+
+            return decoder_state(self.onepass, inputs, attention_mask)
         return generate.cross_attention_state(
             self.model, self.encoder_hidden(inputs, attention_mask), attention_mask
         )
@@ -351,6 +355,36 @@ def dict_trie(sid_tokens: np.ndarray) -> dict:
     return root
 
 
+@contextlib.contextmanager
+def onepass_cross_bias(workload: Workload) -> Iterator[None]:
+    """While open, T5's decoder reads a one-pass model's cross-attention bias instead of the padding
+    mask ``generate`` hands it (``generate`` takes 2D masks only; T5 adds a 4D float mask as it is).
+
+    The bias follows from the (beam-expanded) padding mask alone: queries predict after each row's
+    last real item (:func:`tidrec.models.tiger.onepass.cross_attention_bias`). Nothing for TIGER's recipe.
+    """
+    if workload.onepass is None:
+        yield
+        return
+    from tidrec.models.tiger.onepass import cross_attention_bias
+
+    def to_bias(module, args, kwargs):
+        mask = kwargs.get("encoder_attention_mask")
+        if mask is not None and mask.ndim == 2:
+            latest = mask.sum(dim=1, keepdim=True) - 1  # (B*K, 1)
+            dtype = kwargs["encoder_hidden_states"].dtype
+            kwargs["encoder_attention_mask"] = cross_attention_bias(
+                workload.onepass, latest, mask.shape[1], dtype=dtype
+            )  # (B*K, H or 1, 1, S)
+        return args, kwargs
+
+    handle = workload.model.decoder.register_forward_pre_hook(to_bias, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def hf_constrained(workload: Workload, inputs, attention_mask, *, root: dict, beam_size: int, levels: int):
     """Top-K items and scores from HF beam search with ``prefix_allowed_tokens_fn`` over ``root``.
 
@@ -372,7 +406,7 @@ def hf_constrained(workload: Workload, inputs, attention_mask, *, root: dict, be
             node = node[token]
         return list(node.keys())
 
-    with torch.inference_mode():
+    with torch.inference_mode(), onepass_cross_bias(workload):
         out = model.generate(
             **encoder_inputs,
             attention_mask=attention_mask,

@@ -46,6 +46,9 @@ class FitConfig(TrainConfig):
     item_id_embedding: bool | None = None
     """Generative model, onepass: add a learned item-id embedding to each item's summed code
     embeddings (preset: true)."""
+    recency_bias: bool | None = None
+    """Generative model, onepass: a learned per-head cross-attention bias by how far back each history
+    item lies, so the decoder knows which item is the latest (preset: true)."""
     max_epochs: int | None = None
     """Upper bound on training epochs (preset: 50 tiger, 200 SASRec/BERT4Rec)."""
     lr: float | None = None

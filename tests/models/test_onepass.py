@@ -17,6 +17,7 @@ from tidrec.models.tiger.onepass import (
     OnePassConfig,
     block_causal_mask,
     build_onepass,
+    cross_attention_bias,
     cross_mask,
     encode_items,
     encoder_embeddings,
@@ -48,14 +49,28 @@ def one_thread():
 
 
 def tiny(
-    *, seed: int = 0, hybrid: bool = False, sid_tokens: np.ndarray = CATALOGUE, vocab: Vocab = VOCAB, **sizes
+    *,
+    seed: int = 0,
+    hybrid: bool = False,
+    recency: bool = False,
+    sid_tokens: np.ndarray = CATALOGUE,
+    vocab: Vocab = VOCAB,
+    **sizes,
 ):
     torch.manual_seed(seed)
     config = dict(
         d_model=32, num_layers=2, num_decoder_layers=2, num_heads=2, d_kv=8, d_ff=64, dropout=0.0, max_items=8
     )
     config.update(sizes)
-    return build_onepass(OnePassConfig(**config, item_id_embedding=hybrid), vocab, sid_tokens).eval()
+    config = OnePassConfig(**config, item_id_embedding=hybrid, recency_bias=recency)
+    model = build_onepass(config, vocab, sid_tokens).eval()
+    if recency:  # the table starts at zero (plain cross-attention): make it matter
+        torch.nn.init.normal_(model.recency.weight, std=2.0)
+    return model
+
+
+VARIANTS = {"codes": {}, "hybrid": {"hybrid": True}, "recency": {"hybrid": True, "recency": True}}
+"""Encoder inputs and cross-attention variants every equivalence test runs on."""
 
 
 def test_batch_layout_by_hand():
@@ -86,6 +101,22 @@ def test_masks_by_hand():
     assert blocked == torch.finfo(torch.float64).min  # additive and finite, in the model's dtype
 
 
+def test_recency_bias_by_hand():
+    """Query t reads positions s <= t, each biased by the learned value of its distance t - s."""
+    model = tiny(recency=True)
+    with torch.no_grad():
+        model.recency.weight.copy_(torch.arange(64, dtype=torch.float32).view(32, 2))  # bucket b: (2b, 2b+1)
+    bias = cross_attention_bias(model, torch.tensor([[0, 2]]), 3, dtype=torch.float32)  # (1, H, 2, 3)
+    minimum = torch.finfo(torch.float32).min
+    assert bias.shape == (1, 2, 2, 3)
+    assert bias[0, 0].tolist() == [[0.0, minimum, minimum], [4.0, 2.0, 0.0]]  # head 0: 2 x distance
+    assert bias[0, 1].tolist() == [[1.0, minimum, minimum], [5.0, 3.0, 1.0]]
+    far = cross_attention_bias(model, torch.tensor([[500]]), 501, dtype=torch.float32)[0, 0, 0]
+    assert far[0] == far[1] == 62.0 and far[-1] == 0.0  # distances >= 128 share the last bucket
+    plain = cross_attention_bias(tiny(), torch.tensor([[1]]), 3, dtype=torch.float32)
+    assert plain.shape == (1, 1, 1, 3) and plain[0, 0, 0].tolist() == [0.0, 0.0, minimum]
+
+
 def test_config_and_shapes_are_checked():
     with pytest.raises(ValueError, match="dropout"):
         OnePassConfig(dropout=1.0)
@@ -110,9 +141,9 @@ def test_hybrid_adds_the_item_table_and_padding_is_zero():
     assert not torch.allclose(encoder_embeddings(hybrid, items)[0, 0], codes_only[0, 0])
 
 
-@pytest.mark.parametrize("hybrid", [False, True], ids=["codes", "hybrid"])
-def test_later_items_do_not_change_earlier_targets(hybrid):
-    model = tiny(seed=1, hybrid=hybrid)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_later_items_do_not_change_earlier_targets(variant):
+    model = tiny(seed=1, **VARIANTS[variant])
     cut = 3  # perturb x_4, x_5, ...: targets 0..2 (x_1..x_3) keep their loss, block 3 its first logits
     base = [s.copy() for s in SEQUENCES]
     later, earlier = [s.copy() for s in base], [s.copy() for s in base]
@@ -138,9 +169,10 @@ def test_later_items_do_not_change_earlier_targets(hybrid):
     assert not torch.allclose(logits[0, :, 0], logits3[0, :, 0])
 
 
+@pytest.mark.parametrize("recency", [False, True], ids=["plain", "recency"])
 @pytest.mark.parametrize("overrides", [{}, {"tie_word_embeddings": False}], ids=["tied", "untied"])
-def test_blockwise_decoder_matches_hf_on_random_inputs(overrides):
-    model = tiny(seed=6, hybrid=True, dropout=0.1)  # eval mode: dropout off
+def test_blockwise_decoder_matches_hf_on_random_inputs(overrides, recency):
+    model = tiny(seed=6, hybrid=True, recency=recency, dropout=0.1)  # eval mode: dropout off
     if overrides:  # the same T5 with its own output head
         model.t5 = T5ForConditionalGeneration(T5Config(**{**model.t5.config.to_dict(), **overrides})).eval()
     generator = torch.Generator().manual_seed(0)
@@ -165,7 +197,10 @@ def prefix_loss(model, prefix: np.ndarray, target: int) -> torch.Tensor:
     """The ordinary example (prefix -> target) alone: causal encoder, HF's own shift-right and loss."""
     hidden = encode_items(model, torch.from_numpy(prefix)[None])  # (1, t+1, D)
     labels = decoder_labels(model.sid_tokens.numpy(), np.array([target]))  # (1, L+1)
-    return model.t5(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), labels=labels).loss
+    latest = torch.tensor([[len(prefix) - 1]])  # the decoder predicts after the prefix's last item
+    bias = cross_attention_bias(model, latest, len(prefix), dtype=hidden.dtype)  # (1, H or 1, 1, t+1)
+    outputs = BaseModelOutput(last_hidden_state=hidden)
+    return model.t5(encoder_outputs=outputs, attention_mask=bias, labels=labels).loss
 
 
 @pytest.mark.parametrize(
@@ -173,9 +208,9 @@ def prefix_loss(model, prefix: np.ndarray, target: int) -> torch.Tensor:
     [("hf", "sdpa"), ("hf", "eager"), ("blocks", "sdpa")],
     ids=["hf-sdpa", "hf-eager", "blocks"],
 )
-@pytest.mark.parametrize("hybrid", [False, True], ids=["codes", "hybrid"])
-def test_one_pass_loss_is_every_prefix_fed_alone(kernel, attention, hybrid):
-    model = tiny(seed=2, hybrid=hybrid, max_items=4)  # row 0 (7 items) is cut to its last 5
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_pass_loss_is_every_prefix_fed_alone(kernel, attention, variant):
+    model = tiny(seed=2, max_items=4, **VARIANTS[variant])  # row 0 (7 items) is cut to its last 5
     model.t5.set_attn_implementation(attention)  # the prefixes alone run under it too
     batch = onepass_batch(SEQUENCES, CATALOGUE, max_items=4)
     with torch.no_grad():
@@ -205,7 +240,8 @@ def test_one_pass_loss_is_exact_in_float64(kernel):
 
 
 def brute_force(model, histories, sid_tokens: np.ndarray) -> torch.Tensor:
-    """(B, I) every item's summed SID log-probability: HF forward with a plain (B, S) padding mask."""
+    """(B, I) every item's summed SID log-probability: HF forward, one user at a time, under the bias of a
+    query after the user's last item (padding masked)."""
     items, mask = history_batch(histories, model.num_items, model.config.max_items)
     tokens = torch.from_numpy(sid_tokens)  # (I, L)
     decoder_in = F.pad(tokens[:, :-1], (1, 0), value=PAD)  # (I, L): shift right
@@ -217,16 +253,18 @@ def brute_force(model, histories, sid_tokens: np.ndarray) -> torch.Tensor:
                 encoder_outputs=BaseModelOutput(
                     last_hidden_state=hidden[b : b + 1].expand(len(tokens), -1, -1)
                 ),
-                attention_mask=mask[b : b + 1].expand(len(tokens), -1),
+                attention_mask=cross_attention_bias(
+                    model, mask[b : b + 1].sum(1, keepdim=True) - 1, items.shape[1], dtype=hidden.dtype
+                ).expand(len(tokens), -1, -1, -1),  # (I, H or 1, 1, S)
                 decoder_input_ids=decoder_in,
             ).logits  # (I, L, V)
             rows.append(logits.log_softmax(-1).gather(2, tokens.unsqueeze(-1)).squeeze(-1).sum(1))
     return torch.stack(rows)  # (B, I)
 
 
-@pytest.mark.parametrize("hybrid", [False, True], ids=["codes", "hybrid"])
-def test_beam_search_ranks_like_brute_force(hybrid):
-    model = tiny(seed=3, hybrid=hybrid, max_items=4)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_beam_search_ranks_like_brute_force(variant):
+    model = tiny(seed=3, max_items=4, **VARIANTS[variant])
     histories = [np.array([3, 1, 4, 1, 5, 9]), np.array([2]), np.array([], dtype=np.int64)]
     result = recommend(model, histories, beam_size=12)
     expected = brute_force(model, histories, CATALOGUE)  # (B, 10)

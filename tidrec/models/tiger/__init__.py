@@ -43,6 +43,7 @@ def onepass_preset(size: str) -> dict[str, Any]:
         "dropout": 0.2,
         "max_items": 50,
         "item_id_embedding": True,
+        "recency_bias": True,
         "windows": "last",
         "lr": 1e-3,
         "batch_size": 8 if size == "cpu" else 32,
@@ -150,6 +151,7 @@ SPEC = register(
                 "warmup",
                 "recipe",
                 "item_id_embedding",
+                "recency_bias",
                 "windows",
             }
         ),

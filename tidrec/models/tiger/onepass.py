@@ -32,6 +32,7 @@ self-attention inside each block of L + 1 tokens; tests compare the two, logits 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,14 +42,19 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.t5.modeling_t5 import T5Attention
 
-from tidrec.generate import BeamResult, beam_search, cross_attention_state
+from tidrec.generate import BeamResult, EncoderState, beam_search, cross_attention_state
 from tidrec.model import ModelConfig, build_model
 from tidrec.vocab import EOS, PAD, Vocab
 from trie import Trie
 
 IGNORE = -100
 """Label of tokens no loss is computed on (padded targets)."""
+RECENCY_BUCKETS = 32
+"""Distance buckets of the recency bias: 16 exact distances (0..15), then 16 log-spaced up to 128."""
+RECENCY_MAX_DISTANCE = 128
+"""Distances from this on share the last bucket."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +79,11 @@ class OnePassConfig:
     """History items the encoder reads (the most recent); training windows hold ``max_items + 1``."""
     item_id_embedding: bool = False
     """Add a learned item_idx embedding to each history item's summed code embeddings ("hybrid")."""
+    recency_bias: bool = False
+    """Give the decoder's cross-attention a learned per-head bias by how far back an encoder position
+    lies from the position it predicts from (0 = the latest item; T5-style log buckets). Without it
+    cross-attention has no position information, so the decoder cannot tell the latest history state
+    from older ones."""
 
     def __post_init__(self) -> None:
         for name in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff", "max_items"):
@@ -125,6 +136,9 @@ class OnePassModel(nn.Module):
             if config.item_id_embedding
             else None
         )
+        self.recency = nn.Embedding(RECENCY_BUCKETS, config.num_heads) if config.recency_bias else None
+        if self.recency is not None:
+            nn.init.zeros_(self.recency.weight)  # starts as plain cross-attention
 
     @property
     def num_items(self) -> int:
@@ -178,6 +192,54 @@ def cross_mask(
     block = torch.arange(num_blocks * block_len, device=device) // block_len  # (Q,)
     allowed = torch.arange(length, device=device)[None, :] <= block[:, None]  # (Q, S)
     return additive_mask(allowed, dtype)[None, None]  # (1, 1, Q, S)
+
+
+def cross_attention_bias(
+    model: OnePassModel, latest: torch.Tensor, length: int, *, dtype: torch.dtype
+) -> torch.Tensor:
+    """``(B, H or 1, Q, S)`` additive cross-attention bias of queries that predict from position ``latest``.
+
+    Encoder positions after ``latest`` are masked; with ``config.recency_bias`` the others get the
+    learned bias of their distance ``latest - s`` (one value per head), else 0.
+
+    Args:
+        model: the one-pass model.
+        latest: ``(B, Q)`` int64, the last encoder position each query may read (block t: t; at
+            inference the history's last item).
+        length: S, encoder positions.
+        dtype: the model's float dtype.
+    """
+    distance = latest[..., None] - torch.arange(length, device=latest.device)  # (B, Q, S)
+    mask = additive_mask(distance >= 0, dtype)[:, None]  # (B, 1, Q, S)
+    if model.recency is None:
+        return mask
+    buckets = T5Attention._relative_position_bucket(
+        -distance.clamp(min=0),
+        bidirectional=False,
+        num_buckets=RECENCY_BUCKETS,
+        max_distance=RECENCY_MAX_DISTANCE,
+    )  # fmt: skip  (B, Q, S); relative position s - t <= 0
+    return mask + model.recency(buckets).to(dtype).permute(0, 3, 1, 2)  # (B, Q, S, H) -> (B, H, Q, S)
+
+
+def block_cross_bias(
+    model: OnePassModel, num_blocks: int, block_len: int, length: int, *, dtype: torch.dtype
+) -> torch.Tensor:
+    """``(1, H or 1, Q, S)`` training cross-attention bias: every token of block t reads positions <= t."""
+    device = model.sid_tokens.device
+    latest = torch.arange(num_blocks, device=device).repeat_interleave(block_len)[None]  # (1, Q)
+    return cross_attention_bias(model, latest, length, dtype=dtype)
+
+
+def decoder_state(model: OnePassModel, items: torch.Tensor, attention_mask: torch.Tensor) -> EncoderState:
+    """What every beam-search step needs for right-padded histories: the causal encoder run once,
+    cross-attention keys/values, and the bias of a query predicting after each history's last item."""
+    hidden = encode_items(model, items)  # (B, S, D)
+    state = cross_attention_state(model.t5, hidden, attention_mask)
+    latest = attention_mask.sum(dim=1, keepdim=True) - 1  # (B, 1)
+    return dataclasses.replace(
+        state, cross_bias=cross_attention_bias(model, latest, items.shape[1], dtype=hidden.dtype)
+    )  # bias (B, H or 1, 1, S)
 
 
 def encoder_embeddings(model: OnePassModel, items: torch.Tensor) -> torch.Tensor:
@@ -287,13 +349,16 @@ def onepass_logits(
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     hidden = encode_items(model, items)  # (B, T, D)
-    if kernel == "blocks":
-        logits = blockwise_decoder(model.t5, decoder_input_ids, hidden, block_len=block_len)  # (B, Q, V)
-        return logits.view(batch, width, block_len, -1)  # (B, T*(L+1), V) -> (B, T, L+1, V)
     dtype, device = hidden.dtype, hidden.device
+    cross_bias = block_cross_bias(model, width, block_len, width, dtype=dtype)  # (1, H or 1, Q, T)
+    if kernel == "blocks":
+        logits = blockwise_decoder(
+            model.t5, decoder_input_ids, hidden, block_len=block_len, cross_bias=cross_bias
+        )  # (B, Q, V)
+        return logits.view(batch, width, block_len, -1)  # (B, T*(L+1), V) -> (B, T, L+1, V)
     out = model.t5(
         encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
-        attention_mask=cross_mask(width, block_len, width, dtype=dtype, device=device),  # (1, 1, Q, T)
+        attention_mask=cross_bias,  # (1, H or 1, Q, T): HF adds a 4D float mask to the scores as it is
         decoder_input_ids=decoder_input_ids,  # (B, Q), Q = T*(L+1)
         decoder_attention_mask=block_causal_mask(width, block_len, dtype=dtype, device=device),  # (1,1,Q,Q)
         use_cache=False,
@@ -302,7 +367,12 @@ def onepass_logits(
 
 
 def blockwise_decoder(
-    t5: T5ForConditionalGeneration, decoder_input_ids: torch.Tensor, hidden: torch.Tensor, *, block_len: int
+    t5: T5ForConditionalGeneration,
+    decoder_input_ids: torch.Tensor,
+    hidden: torch.Tensor,
+    *,
+    block_len: int,
+    cross_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(B, Q, V)`` T5's decoder over ``Q / block_len`` independent blocks, self-attending within each.
 
@@ -316,6 +386,8 @@ def blockwise_decoder(
         decoder_input_ids: ``(B, Q)``, Q = T * block_len.
         hidden: ``(B, S, D)`` encoder states (block t reads positions <= t).
         block_len: tokens per block, L + 1.
+        cross_bias: ``(1 or B, 1 or H, Q, S)`` additive cross-attention bias (default
+            :func:`cross_mask`: block t reads positions <= t).
 
     Raises:
         ValueError: Q is not a multiple of ``block_len``.
@@ -332,9 +404,8 @@ def blockwise_decoder(
     within = torch.ones(block_len, block_len, dtype=torch.bool, device=x.device).tril()  # (l, l)
     self_bias = first.compute_bias(block_len, block_len, device=x.device).to(x.dtype)  # (1, H, l, l)
     self_bias = self_bias + additive_mask(within, x.dtype)  # (1, H, l, l)
-    cross_bias = cross_mask(
-        blocks, block_len, hidden.shape[1], dtype=x.dtype, device=x.device
-    )  # (1, 1, Q, S)
+    if cross_bias is None:
+        cross_bias = cross_mask(blocks, block_len, hidden.shape[1], dtype=x.dtype, device=x.device)
     for block in decoder.block:
         attention = block.layer[0].SelfAttention
         heads, dim = attention.n_heads, attention.key_value_proj_dim
@@ -442,8 +513,7 @@ def recommend(
     was_training = model.training
     model.eval()
     try:
-        hidden = encode_items(model, items.to(device))  # (B, S, D)
-        encoder = cross_attention_state(model.t5, hidden, attention_mask.to(device))
+        encoder = decoder_state(model, items.to(device), attention_mask.to(device))
         return beam_search(
             model.t5,
             encoder=encoder,

@@ -50,6 +50,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         dropout=config.dropout,
         max_items=config.max_items,
         item_id_embedding=bool(config.item_id_embedding),
+        recency_bias=bool(config.recency_bias),
     )
 
 
