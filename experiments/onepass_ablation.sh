@@ -23,6 +23,8 @@ declare -A SETTINGS=(
   [cb32-recency-noid]="--item-vectors text+cooc --codebook-size 32 | --item-id-embedding false"
   [cb16-recency]="--item-vectors text+cooc --codebook-size 16 |"
   [text32-recency]="--item-vectors text --codebook-size 32 |"
+  [cooc32-recency]="--item-vectors cooc --codebook-size 32 |"
+  [cw2-32-recency]="--item-vectors text+cooc --collab-weight 2 --codebook-size 32 |"
 )
 
 mkdir -p "$ROOT"

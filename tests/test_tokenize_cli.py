@@ -116,3 +116,19 @@ def test_embedding_cache_goes_to_tidrec_home_when_set(monkeypatch, tmp_path):
     assert TokenizeConfig(out=tmp_path / "run").cache_dir() == tmp_path / "run" / "embeddings"
     monkeypatch.setenv("TIDREC_HOME", str(tmp_path / "home"))
     assert TokenizeConfig(out=tmp_path / "run").cache_dir() == tmp_path / "home" / "embeddings"
+
+
+def test_the_default_codebook_size_follows_the_catalogue(files, tmp_path):
+    from tidrec.tokenize import auto_codebook_size
+
+    # 3 levels: ML-100K's 1,682 items and ML-1M's 3,706 get 32 codes, Amazon Beauty's 12,101 get 64
+    assert [auto_codebook_size(n, 3) for n in (8, 1682, 3706, 12101, 1_000_000)] == [16, 32, 32, 64, 256]
+    assert auto_codebook_size(1682, 2) == 128  # fewer levels, larger codebooks
+    config = dict(
+        dataset="files", interactions=files / "interactions.csv", items=files / "items.csv",
+        embedding_cache=files / "cache", tokenizer="rkmeans", levels=2, collision_size=8,
+    )  # fmt: skip
+    table = tokenize_run(TokenizeConfig(out=tmp_path / "auto", **config))
+    assert table.level_sizes == (16, 16, 8)  # 8 items: the smallest automatic size
+    explicit = tokenize_run(TokenizeConfig(out=tmp_path / "three", codebook_size=3, **config))
+    assert explicit.level_sizes == (3, 3, 8)
