@@ -16,9 +16,9 @@ from tidrec.model import decoder_labels
 from tidrec.models.tiger.onepass import (
     OnePassConfig,
     block_causal_mask,
+    block_cross_bias,
     build_onepass,
     cross_attention_bias,
-    cross_mask,
     encode_items,
     encoder_embeddings,
     encoder_mask,
@@ -96,7 +96,12 @@ def test_masks_by_hand():
         [0, 0, 1, 0],
         [0, 0, 1, 1],
     ]
-    assert allowed(cross_mask(2, 2, 3, dtype=torch.float32)) == [[1, 0, 0], [1, 0, 0], [1, 1, 0], [1, 1, 0]]
+    assert allowed(block_cross_bias(tiny(), 2, 2, 3, dtype=torch.float32)) == [
+        [1, 0, 0],
+        [1, 0, 0],
+        [1, 1, 0],
+        [1, 1, 0],
+    ]
     blocked = encoder_mask(2, dtype=torch.float64)[0, 0, 0, 1]
     assert blocked == torch.finfo(torch.float64).min  # additive and finite, in the model's dtype
 

@@ -185,15 +185,6 @@ def block_causal_mask(
     return additive_mask(allowed, dtype)[None, None]  # (1, 1, Q, Q)
 
 
-def cross_mask(
-    num_blocks: int, block_len: int, length: int, *, dtype: torch.dtype, device: torch.device | None = None
-) -> torch.Tensor:
-    """``(1, 1, Q, S)`` decoder cross-attention: every token of block t sees encoder positions <= t."""
-    block = torch.arange(num_blocks * block_len, device=device) // block_len  # (Q,)
-    allowed = torch.arange(length, device=device)[None, :] <= block[:, None]  # (Q, S)
-    return additive_mask(allowed, dtype)[None, None]  # (1, 1, Q, S)
-
-
 def cross_attention_bias(
     model: OnePassModel, latest: torch.Tensor, length: int, *, dtype: torch.dtype
 ) -> torch.Tensor:
@@ -372,11 +363,11 @@ def blockwise_decoder(
     hidden: torch.Tensor,
     *,
     block_len: int,
-    cross_bias: torch.Tensor | None = None,
+    cross_bias: torch.Tensor,
 ) -> torch.Tensor:
     """``(B, Q, V)`` T5's decoder over ``Q / block_len`` independent blocks, self-attending within each.
 
-    The same computation as HF's decoder under :func:`block_causal_mask` and :func:`cross_mask`, on
+    The same computation as HF's decoder under :func:`block_causal_mask` and :func:`block_cross_bias`, on
     the model's own modules (as :func:`tidrec.generate.decoder_step`): self-attention runs on
     ``(B*T, H, L+1, d)`` blocks with the position bias of L+1 positions, cross-attention projects
     the encoder's keys/values once per user and masks ``(Q, S)``; nothing grows as Q^2.
@@ -386,8 +377,8 @@ def blockwise_decoder(
         decoder_input_ids: ``(B, Q)``, Q = T * block_len.
         hidden: ``(B, S, D)`` encoder states (block t reads positions <= t).
         block_len: tokens per block, L + 1.
-        cross_bias: ``(1 or B, 1 or H, Q, S)`` additive cross-attention bias (default
-            :func:`cross_mask`: block t reads positions <= t).
+        cross_bias: ``(1 or B, 1 or H, Q, S)`` additive cross-attention bias
+            (:func:`block_cross_bias`: block t reads positions <= t).
 
     Raises:
         ValueError: Q is not a multiple of ``block_len``.
@@ -404,8 +395,6 @@ def blockwise_decoder(
     within = torch.ones(block_len, block_len, dtype=torch.bool, device=x.device).tril()  # (l, l)
     self_bias = first.compute_bias(block_len, block_len, device=x.device).to(x.dtype)  # (1, H, l, l)
     self_bias = self_bias + additive_mask(within, x.dtype)  # (1, H, l, l)
-    if cross_bias is None:
-        cross_bias = cross_mask(blocks, block_len, hidden.shape[1], dtype=x.dtype, device=x.device)
     for block in decoder.block:
         attention = block.layer[0].SelfAttention
         heads, dim = attention.n_heads, attention.key_value_proj_dim
