@@ -25,8 +25,11 @@ def test_synthetic_codes_are_unique_tuples():
     assert codes[:, :2].max() < 8 and codes[:, 2].max() >= 1  # 5000 items over 64 prefixes collide
 
 
-def test_tiny_synthetic_run_agrees_with_hf_and_writes_artifacts(tmp_path, capsys):
+@pytest.mark.parametrize("recipe", ["onepass", "examples"])
+def test_tiny_synthetic_run_agrees_with_hf_and_writes_artifacts(tmp_path, capsys, recipe):
     argv = [
+        "--recipe",
+        recipe,
         "--catalogue",
         "300",
         "--level-sizes",
@@ -62,7 +65,8 @@ def test_tiny_synthetic_run_agrees_with_hf_and_writes_artifacts(tmp_path, capsys
     assert results["within_budget"]["batch"] == 3
     assert results["memory"]["items"] == 2000 and results["trie"]["items"] == 300
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
-    assert "largest batch with p99" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "largest batch with p99" in out and f"({recipe})" in out
 
 
 def test_exclude_history_times_decodes_that_skip_each_users_history(tmp_path, monkeypatch):

@@ -50,6 +50,9 @@ class BeamBenchConfig:
 
     checkpoint: Path | None = None
     """A trained model checkpoint (runs/NAME/model/best.ckpt); none: random TIGER-size weights."""
+    recipe: Literal["onepass", "examples"] = "onepass"
+    """Without a checkpoint, which random TIGER-size model: the one-pass model (one encoder token per
+    history item, the default model) or TIGER's recipe (one encoder token per SID code)."""
     data: Path | None = None
     """Prepared dataset folder (default: data/ in the checkpoint's run folder)."""
     sids: Path | None = None
@@ -200,21 +203,43 @@ def synthetic_workload(config: BeamBenchConfig) -> Workload:
     rng = np.random.default_rng(config.seed)
     codes = synthetic_codes(config.catalogue, config.level_sizes, rng)
     level_sizes = (*config.level_sizes, int(codes[:, -1].max()) + 1)
-    model_config = tiger_model()
-    vocab = Vocab(level_sizes=level_sizes, user_buckets=model_config.user_buckets)
-    torch.manual_seed(config.seed)
-    model = build_model(model_config, vocab).eval()
     num_users = max(max(config.batch_sizes), config.hf_batch, 1)
     histories = [rng.integers(0, config.catalogue, size=config.history) for _ in range(num_users)]
-    return Workload(
-        model,
-        vocab,
-        vocab.sid_tokens(codes),
-        histories,
-        [f"user{u}" for u in range(num_users)],
-        config.history,
-        f"random TIGER-size T5, synthetic catalogue of {config.catalogue} items",
-    )
+    users = [f"user{u}" for u in range(num_users)]
+    source = f"random TIGER-size T5 ({config.recipe}), synthetic catalogue of {config.catalogue} items"
+    torch.manual_seed(config.seed)
+    if config.recipe == "onepass":
+        from tidrec.models.tiger import SIZES
+        from tidrec.models.tiger.onepass import OnePassConfig, build_onepass
+
+        size = SIZES["tiger"]
+        vocab = Vocab(level_sizes=level_sizes, user_buckets=0)
+        onepass = build_onepass(
+            OnePassConfig(
+                **{k: size[k] for k in ("d_model", "num_layers", "num_heads", "d_kv", "d_ff")},
+                num_decoder_layers=size["num_layers"],
+                max_items=config.history,
+                item_id_embedding=True,
+                recency_bias=True,
+            ),
+            vocab,
+            vocab.sid_tokens(codes),
+        ).eval()
+        torch.nn.init.normal_(onepass.recency.weight)  # as a trained bias, not the zeros it starts from
+        return Workload(
+            onepass.t5,
+            vocab,
+            vocab.sid_tokens(codes),
+            histories,
+            users,
+            config.history,
+            source,
+            onepass=onepass,
+        )
+    model_config = tiger_model()
+    vocab = Vocab(level_sizes=level_sizes, user_buckets=model_config.user_buckets)
+    model = build_model(model_config, vocab).eval()
+    return Workload(model, vocab, vocab.sid_tokens(codes), histories, users, config.history, source)
 
 
 def run_folder_of(checkpoint: Path) -> Path:
