@@ -1,9 +1,14 @@
 """The semantic-ID generative model (TIGER-style T5 encoder-decoder): presets and registration.
 
-Two sizes, chosen by ``--preset``: ``tiger`` (the paper's model, for a GPU) and ``cpu`` (about 10x
-fewer FLOPs, sampled positions and an 8-minute cap, for the 2-core default run); ``auto`` takes
-``tiger`` when a GPU is there. The network is :mod:`tidrec.model`, the training pipeline
-:mod:`tidrec.models.tiger.train`, decoding :mod:`tidrec.generate`.
+Two recipes, chosen by ``--recipe``: ``onepass`` (the default: one encoder token per history item, a
+causal encoder, every position's next item in one pass) and ``examples`` (TIGER's paper recipe: one
+(history, next item) example at a time, one encoder token per SID code). Two sizes, chosen by
+``--preset``: ``tiger`` (the paper's model) and ``cpu`` (about 10x fewer FLOPs, for the 2-core default
+run); ``auto`` takes ``tiger`` when a GPU is there. Every preset's budget is in epochs, so a run's
+numbers do not depend on the machine's speed (``examples`` at the cpu size keeps its 8-minute cap).
+The network is :mod:`tidrec.model` and :mod:`tidrec.models.tiger.onepass`, training
+:mod:`tidrec.models.tiger.onepass_train` and :mod:`tidrec.models.tiger.train`, decoding
+:mod:`tidrec.generate`.
 """
 
 from __future__ import annotations
@@ -118,14 +123,26 @@ def load(request: LoadRequest):
             sids_path=sids_path,
             data_path=request.run / "data",
         )
-        return OnePassRecommender(model, beam_size=request.beam_size, device=device)
+        return OnePassRecommender(
+            model,
+            beam_size=request.beam_size,
+            decoder=request.decoder,
+            max_beam=request.max_beam,
+            device=device,
+        )
     from tidrec.model import TigerRecommender, load_checkpoint
 
     loaded = load_checkpoint(path)
     loaded.check_dataset(request.dataset.content_hash, request.run / "data")
     loaded.check_sids(sids, sids_path)
     return TigerRecommender(
-        loaded, sids, request.dataset.user_ids, beam_size=request.beam_size, device=device
+        loaded,
+        sids,
+        request.dataset.user_ids,
+        beam_size=request.beam_size,
+        decoder=request.decoder,
+        max_beam=request.max_beam,
+        device=device,
     )
 
 
