@@ -48,6 +48,10 @@ def test_tiny_synthetic_run_agrees_with_hf_and_writes_artifacts(tmp_path, capsys
         "3",
         "--hf-repeats",
         "1",
+        "--exact-users",
+        "2",
+        "--max-beam",
+        "64",
         "--memory-items",
         "2000",
         "--budget-ms",
@@ -64,6 +68,10 @@ def test_tiny_synthetic_run_agrees_with_hf_and_writes_artifacts(tmp_path, capsys
     assert results["hf"]["max_abs_score_diff"] < 1e-4
     assert results["within_budget"]["batch"] == 3
     assert results["memory"]["items"] == 2000 and results["trie"]["items"] == 300
+    assert all(0.0 <= row["certified"] <= 1.0 for row in results["batches"])
+    exact = results["exact"]  # 64 beams cannot always certify 300 items' top 5 on random weights
+    assert exact["users"] == 2 and exact["beams_max"] <= 64 and exact["p99_ms"] > 0
+    assert exact["certified"] >= exact["certified_at_beam_size"]
     assert (tmp_path / "latency.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert "largest batch with p99" in out and f"({recipe})" in out
@@ -83,7 +91,7 @@ def test_exclude_history_times_decodes_that_skip_each_users_history(tmp_path, mo
     monkeypatch.setattr(generate, "beam_search", spy)
     argv = ["--catalogue", "200", "--level-sizes", "4", "4", "--history", "30", "--beam-size", "5"]
     argv += ["--batch-sizes", "3", "--repeats", "1", "--warmup", "0", "--hf-batch", "0"]
-    argv += ["--memory-items", "0", "--exclude-history", "true", "--out", str(tmp_path)]
+    argv += ["--memory-items", "0", "--exclude-history", "true", "--exact-users", "0", "--out", str(tmp_path)]
     assert main(argv) == 0
     assert json.loads((tmp_path / "beam.json").read_text())["config"]["exclude_history"] is True
     assert seen and all(exclude is not None and len(exclude) == 3 for exclude, _ in seen)
@@ -117,6 +125,10 @@ def test_run_from_a_checkpoint(tmp_path, capsys):
         "2",
         "--hf-repeats",
         "1",
+        "--exact-users",
+        "2",
+        "--max-beam",
+        "64",
         "--memory-items",
         "0",
         "--threads",

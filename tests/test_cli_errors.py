@@ -33,7 +33,7 @@ STAGES = {
 }
 
 TINY_BEAM = ["--catalogue", "50", "--level-sizes", "4", "4", "--batch-sizes", "1", "--repeats", "1"]
-TINY_BEAM += ["--warmup", "0", "--hf-batch", "0", "--memory-items", "0"]
+TINY_BEAM += ["--warmup", "0", "--hf-batch", "0", "--memory-items", "0", "--exact-users", "0"]
 
 
 def base_argv(stage: str, folder: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""Beam search against brute force on a tiny random T5, and the decoder step against HF's forward."""
+"""Beam search against brute force on a tiny random T5, and the decoder step against HF's forward;
+the certificate of exactness and the exact decoder against brute force."""
 
 import functools
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transformers import T5Config, T5ForConditionalGeneration
 
-from tidrec.generate import beam_search, decoder_step, encode, self_attention_bias
+from tidrec.generate import beam_search, decoder_step, encode, exact_search, self_attention_bias
 from tidrec.vocab import Vocab
 from trie import Trie
 
@@ -248,3 +249,99 @@ def test_bad_arguments_and_training_mode_restored(catalogue, encoder_batch):
         beam_search(model, input_ids, attention_mask, trie=Trie.from_sequences([[2], [2, 7]]), beam_size=3)
     with pytest.raises(ValueError, match="outside"):
         beam_search(model, input_ids, attention_mask, trie=trie, beam_size=3, exclude=[np.array([10])] * 3)
+
+
+def best_allowed(log_likelihood: torch.Tensor, banned: np.ndarray, k: int) -> torch.Tensor:
+    """The k best scores among a user's allowed items, best first (fewer if fewer are allowed)."""
+    allowed = np.setdiff1d(np.arange(len(log_likelihood)), banned)
+    return log_likelihood[allowed].sort(descending=True).values[:k]
+
+
+@functools.cache
+def _random_model(seed: int) -> T5ForConditionalGeneration:
+    """Untied: the tied output layer's scaling leaves a random model's next-token distributions so
+    flat that a narrow beam can certify nothing."""
+    return tiny_t5(seed=seed, tie_word_embeddings=False)
+
+
+def _random_case(seed: int, num_items: int, excluded: bool):
+    rng = np.random.default_rng(seed)
+    codes = EVERY_SID[np.sort(rng.choice(24, num_items, replace=False))]
+    input_ids = torch.from_numpy(rng.integers(2, VOCAB.size, (4, 5)))
+    exclude = [rng.choice(num_items, rng.integers(0, num_items + 1)) for _ in range(4)] if excluded else None
+    return _random_model(seed % 3), codes, input_ids, exclude
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    num_items=st.integers(1, 24),
+    beam_size=st.integers(1, 8),
+    top_k=st.integers(1, 3),
+    kernel=st.sampled_from(["torch", "gather"]),
+    excluded=st.booleans(),
+)
+def test_a_certified_list_is_the_exact_top_k(seed, num_items, beam_size, top_k, kernel, excluded):
+    model, codes, input_ids, exclude = _random_case(seed, num_items, excluded)
+    mask = torch.ones_like(input_ids)
+    top_k = min(top_k, beam_size)
+    result = beam_search(
+        model, input_ids, mask, trie=Trie.from_codes(codes), beam_size=beam_size, top_k=top_k,
+        exclude=exclude, kernel=kernel,
+    )  # fmt: skip
+    log_likelihood = brute_force(model, input_ids, mask, codes)  # (B, I)
+    for b in torch.nonzero(result.certified).squeeze(1).tolist():
+        best = best_allowed(log_likelihood[b], exclude[b] if exclude else np.array([], int), top_k)
+        torch.testing.assert_close(result.log_probs[b, : len(best)], best, atol=1e-5, rtol=1e-5)
+        assert (result.item_idx[b, len(best) :] == -1).all()
+
+
+def test_narrow_beams_are_sometimes_uncertified_and_wide_ones_never():
+    certified = []
+    for seed in range(6):
+        model, codes, input_ids, _ = _random_case(seed, 24, excluded=False)
+        mask = torch.ones_like(input_ids)
+        trie = Trie.from_codes(codes)
+        certified.append(beam_search(model, input_ids, mask, trie=trie, beam_size=4, top_k=1).certified)
+        assert beam_search(model, input_ids, mask, trie=trie, beam_size=24, top_k=3).certified.all()
+    share = torch.cat(certified).float().mean()
+    assert 0 < share < 1  # 4 beams over 24 items are provably exact for some users, not for all
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    num_items=st.integers(1, 24),
+    top_k=st.integers(1, 5),
+    kernel=st.sampled_from(["torch", "gather"]),
+    excluded=st.booleans(),
+)
+def test_exact_search_is_brute_force(seed, num_items, top_k, kernel, excluded):
+    model, codes, input_ids, exclude = _random_case(seed, num_items, excluded)
+    mask = torch.ones_like(input_ids)
+    result = exact_search(
+        model, input_ids, mask, trie=Trie.from_codes(codes), top_k=top_k, beam_size=1, max_beam=32,
+        exclude=exclude, kernel=kernel,
+    )  # fmt: skip
+    assert result.certified.all()  # 32 beams prune nothing among 24 items
+    log_likelihood = brute_force(model, input_ids, mask, codes)  # (B, I)
+    for b in range(len(input_ids)):
+        banned = exclude[b] if exclude else np.array([], int)
+        allowed = np.setdiff1d(np.arange(num_items), banned)
+        order = allowed[log_likelihood[b, allowed].argsort(descending=True).numpy()][:top_k]
+        got = result.item_idx[b]
+        assert got[: len(order)].tolist() == order.tolist() and (got[len(order) :] == -1).all()
+        assert 1 <= result.beams[b] <= 32
+
+
+def test_exact_search_widens_only_for_users_it_cannot_certify(catalogue, encoder_batch):
+    model = tiny_t5(seed=3)
+    input_ids, attention_mask = encoder_batch
+    trie = Trie.from_codes(catalogue)
+    first = beam_search(model, input_ids, attention_mask, trie=trie, beam_size=1)
+    result = exact_search(model, input_ids, attention_mask, trie=trie, top_k=1, max_beam=16)
+    assert torch.equal(result.beams == 1, first.certified)  # certified users keep the first search
+    capped = exact_search(model, input_ids, attention_mask, trie=trie, top_k=1, max_beam=1)
+    assert torch.equal(capped.certified, first.certified) and torch.equal(capped.item_idx, first.item_idx)
+    with pytest.raises(ValueError, match="max_beam"):
+        exact_search(model, input_ids, attention_mask, trie=trie, top_k=4, max_beam=2)

@@ -81,6 +81,11 @@ class BeamBenchConfig:
     """Users decoded by HF generate for the side-by-side check, without exclusion (0: skip)."""
     hf_repeats: int = 3
     """Timed HF generate runs (it is slow)."""
+    exact_users: int = 32
+    """Users decoded one at a time by the exact decoder (beam search widened until certified), to
+    time it per user (0: skip)."""
+    max_beam: int = 1024
+    """The widest beam the exact decoder may use for one user."""
     memory_items: int = 1_000_000
     """Synthetic items for the trie memory measurement (0: skip)."""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
@@ -107,11 +112,13 @@ class BeamBenchConfig:
         for flag, value in (
             ("--warmup", self.warmup),
             ("--hf-batch", self.hf_batch),
+            ("--exact-users", self.exact_users),
             ("--memory-items", self.memory_items),
         ):
             check_range(flag, value, at_least=0)
         check_range("--seed", self.seed, at_least=0, below=2**32)
         check_range("--budget-ms", self.budget_ms, above=0)
+        check_range("--max-beam", self.max_beam, at_least=self.beam_size)
         if self.device == "cuda":
             require_cuda("--device cuda")
         check_output_dir(self.out, "--out")
@@ -497,6 +504,7 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
                 config, device, partial(decode, ids, mask, exclude=exclude), partial(floor, ids, mask), size
             )
         )
+        rows[-1]["certified"] = float(decode(ids, mask, exclude=exclude).certified.float().mean())
     fitting = [r for r in rows if r["p99_ms"] <= config.budget_ms]
     best = max(fitting, key=lambda r: r["batch"]) if fitting else None
 
@@ -518,6 +526,8 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
     }
     if config.hf_batch:
         results["hf"] = compare_with_hf(config, workload, trie, model, device, decode)
+    if config.exact_users:
+        results["exact"] = measure_exact(config, workload, trie, model, device)
     if config.memory_items:
         results["memory"] = trie_memory(config.memory_items, config.level_sizes, config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
@@ -553,6 +563,47 @@ def measure_batch(config: BeamBenchConfig, device: torch.device, decode, floor, 
         "vs_floor": p50 / statistics.median(floor_times),
         "mask_ms": statistics.median(spent),
         "mask_share": statistics.median(s / t for s, t in zip(spent, total, strict=True)),
+    }
+
+
+def measure_exact(config: BeamBenchConfig, workload: Workload, trie: Trie, model, device) -> dict[str, Any]:
+    """The exact decoder's cost per user: ``exact_users`` users decoded one at a time.
+
+    Each user's beam search starts at ``beam_size`` and doubles until its top-``beam_size`` list is
+    certified or ``max_beam`` is reached.
+    """
+    times, beams, first, certified = [], [], [], []
+    for user in tqdm(range(config.exact_users), desc="exact decoding", unit="user", disable=None):
+        ids, mask = (t.to(device) for t in workload.batch(1, offset=user))
+        exclude = workload.batch_histories(1, offset=user) if config.exclude_history else None
+        results = []
+
+        def run_exact(ids=ids, mask=mask, exclude=exclude, results=results) -> None:
+            results.append(
+                generate.exact_search(
+                    model,
+                    encoder=workload.encoder_state(ids, mask),
+                    trie=trie,
+                    top_k=config.beam_size,
+                    max_beam=config.max_beam,
+                    exclude=exclude,
+                    kernel=config.kernel,
+                )
+            )
+
+        times += time_runs(run_exact, repeats=1, warmup=0, device=device)
+        result = results[-1]
+        beams.append(int(result.beams[0]))
+        first.append(beams[-1] == config.beam_size)
+        certified.append(bool(result.certified[0]))
+    return {
+        "users": config.exact_users,
+        "max_beam": config.max_beam,
+        **percentiles(times),
+        "certified_at_beam_size": float(np.mean(first)),
+        "certified": float(np.mean(certified)),
+        "beams_p50": float(np.median(beams)),
+        "beams_max": int(max(beams)),
     }
 
 
@@ -631,13 +682,13 @@ def plot(rows: list[dict[str, Any]], config: BeamBenchConfig, path: Path) -> Non
 
 
 def print_summary(results: dict[str, Any], config: BeamBenchConfig) -> None:
-    names = ("batch", "p50 ms", "p95 ms", "p99 ms", "users/s", "floor ms", "vs floor", "mask %")
+    names = ("batch", "p50 ms", "p95 ms", "p99 ms", "users/s", "floor ms", "vs floor", "mask %", "certified")
     print("\n" + " ".join(f"{name:>9}" for name in names))
     for r in results["batches"]:
         print(
             f"{r['batch']:>9} {r['p50_ms']:>9.1f} {r['p95_ms']:>9.1f} {r['p99_ms']:>9.1f} "
             f"{r['users_per_s']:>9.0f} {r['floor_p50_ms']:>9.1f} {r['vs_floor']:>8.2f}x "
-            f"{100 * r['mask_share']:>8.1f}%"
+            f"{100 * r['mask_share']:>8.1f}% {100 * r['certified']:>8.0f}%"
         )
     best = results["within_budget"]
     if best:
@@ -663,6 +714,15 @@ def print_summary(results: dict[str, Any], config: BeamBenchConfig) -> None:
             f"(torch reference kernel: {h['ours_torch_kernel_p50_ms']:.1f} ms); "
             f"identical top-{config.beam_size}: {100 * h['identical_topk_rows']:.0f}% of users "
             f"(sets {100 * h['identical_topk_sets']:.0f}%), max score diff {h['max_abs_score_diff']:.1e}"
+        )
+    if "exact" in results:
+        e = results["exact"]
+        print(
+            f"exact decoding, {e['users']} users one at a time: p50 {e['p50_ms']:.1f} ms, p99 "
+            f"{e['p99_ms']:.1f} ms per user; certified at beam {config.beam_size}: "
+            f"{100 * e['certified_at_beam_size']:.0f}%, within {e['max_beam']} beams: "
+            f"{100 * e['certified']:.0f}% "
+            f"(median width {e['beams_p50']:.0f}, widest {e['beams_max']})"
         )
     print(f"wrote {config.out / 'beam.json'} and {config.out / 'latency.png'}")
 

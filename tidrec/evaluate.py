@@ -18,11 +18,11 @@ from tqdm.auto import tqdm
 
 from tidrec.cli import check_range
 from tidrec.cli import run as run_cli
-from tidrec.data.dataset import Dataset
+from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import ConfigError, InputError
 from tidrec.io import write_json, write_text
 from tidrec.metrics import KS, ranking_metrics
-from tidrec.models import Recommender
+from tidrec.models import CertifyingRecommender, Recommender
 
 
 def list_metrics(
@@ -119,25 +119,70 @@ def evaluate(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     data = dataset.split(split)
     start = time.perf_counter()
-    lists = []
-    with tqdm(
-        total=len(data), desc=f"evaluate {model_name} ({split})", unit="user", disable=not progress or None
-    ) as bar:
-        for lo in range(0, len(data), batch_size):
-            rows = np.arange(lo, min(lo + batch_size, len(data)))
-            ranked = np.asarray(
-                recommender.recommend(data.subset(rows), k=k, exclude_history=exclude_history)
-            )
-            if ranked.shape != (len(rows), k):
-                raise ValueError(
-                    f"{model_name}: recommend returned {ranked.shape}, expected ({len(rows)}, {k})"
+    ranked, certified = rank_users(
+        recommender,
+        data,
+        k=k,
+        exclude_history=exclude_history,
+        batch_size=batch_size,
+        desc=f"evaluate {model_name} ({split})" if progress else None,
+    )
+    seconds = time.perf_counter() - start
+    metrics = {**ranking_metrics(ranked, data.targets), **list_metrics(ranked, data.targets, dataset)}
+    if certified is not None:
+        metrics["certified"] = float(certified.mean()) if len(certified) else 1.0
+    return EvalResult(model_name, dataset.name, split, exclude_history, len(data), metrics, seconds)
+
+
+def rank_users(
+    recommender: Recommender,
+    split: Split,
+    *,
+    k: int,
+    exclude_history: bool,
+    batch_size: int = 256,
+    desc: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Every user's ranked list, in batches, and for a generative model whether each is certified.
+
+    Args:
+        recommender: the model; a :class:`~tidrec.models.CertifyingRecommender` also says which
+            lists are provably its best.
+        split: the users.
+        k: list length.
+        exclude_history: remove the users' seen items.
+        batch_size: users per call.
+        desc: a progress bar's label (None: no bar).
+
+    Returns:
+        ``(U, k)`` int64 item_idx (-1 padded) and a ``(U,)`` bool, or None for a model that cannot
+        certify its lists.
+
+    Raises:
+        ValueError: the recommender returned lists of the wrong shape.
+    """
+    certifying = isinstance(recommender, CertifyingRecommender)
+    lists, flags = [], []
+    with tqdm(total=len(split), desc=desc, unit="user", disable=desc is None or None) as bar:
+        for lo in range(0, len(split), batch_size):
+            rows = np.arange(lo, min(lo + batch_size, len(split)))
+            part = split.subset(rows)
+            if certifying:
+                ranked, certified = recommender.recommend_certified(
+                    part, k=k, exclude_history=exclude_history
                 )
+                flags.append(np.asarray(certified, dtype=bool))
+            else:
+                ranked = recommender.recommend(part, k=k, exclude_history=exclude_history)
+            ranked = np.asarray(ranked)
+            if ranked.shape != (len(rows), k):
+                raise ValueError(f"recommend returned {ranked.shape}, expected ({len(rows)}, {k})")
             lists.append(ranked)
             bar.update(len(rows))
-    seconds = time.perf_counter() - start
     ranked = np.concatenate(lists) if lists else np.zeros((0, k), dtype=np.int64)
-    metrics = {**ranking_metrics(ranked, data.targets), **list_metrics(ranked, data.targets, dataset)}
-    return EvalResult(model_name, dataset.name, split, exclude_history, len(data), metrics, seconds)
+    if not certifying:
+        return ranked, None
+    return ranked, np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
 
 
 def save_result(result: EvalResult, folder: str | Path) -> Path:
@@ -172,6 +217,12 @@ class EvaluateConfig:
     """Users per batch."""
     beam_size: int | None = None
     """Beams for the generative model's constrained decoding, at least k (None: k)."""
+    decoder: Literal["beam", "exact"] = "beam"
+    """The generative model's decoder: beam search, or ``exact``: beam search widened for each user
+    until the list is provably the model's best (or --max-beam is reached). Both report the share
+    of certified lists."""
+    max_beam: int = 1024
+    """The widest beam the exact decoder may use for one user."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the model runs."""
 
@@ -179,6 +230,7 @@ class EvaluateConfig:
         if self.k < max(KS):
             raise ConfigError(f"--k must be >= {max(KS)} (Recall@{max(KS)} is reported), got {self.k}")
         check_range("--batch-size", self.batch_size, at_least=1)
+        check_range("--max-beam", self.max_beam, at_least=1)
         if self.beam_size is not None and self.beam_size < self.k:
             raise ConfigError(
                 f"--beam-size must be >= --k ({self.k}), since decoding returns one item per beam; "
@@ -190,7 +242,16 @@ class EvaluateConfig:
             require_cuda("--device cuda")
 
 
-def load_recommender(run: Path, model: str, dataset: Dataset, *, beam_size: int = 20, device: str = "auto"):
+def load_recommender(
+    run: Path,
+    model: str,
+    dataset: Dataset,
+    *,
+    beam_size: int = 20,
+    decoder: str = "beam",
+    max_beam: int = 1024,
+    device: str = "auto",
+):
     """The recommender saved under ``<run>/models/<model>/``, rebuilt by its registered spec.
 
     A folder whose name is not a registered model (a copy such as ``models/sasrec-w128``) is loaded
@@ -212,7 +273,13 @@ def load_recommender(run: Path, model: str, dataset: Dataset, *, beam_size: int 
     if not (folder / spec.artifact).is_file():
         raise InputError(f"{folder}: no trained model here (run python -m tidrec.fit --model {model} first)")
     request = models.LoadRequest(
-        run=Path(run), folder=folder, dataset=dataset, beam_size=beam_size, device=device
+        run=Path(run),
+        folder=folder,
+        dataset=dataset,
+        beam_size=beam_size,
+        decoder=decoder,
+        max_beam=max_beam,
+        device=device,
     )
     return spec.load(request)
 
@@ -223,7 +290,13 @@ def evaluate_run(config: EvaluateConfig) -> EvalResult:
 
     dataset = load_dataset(config.run / "data")
     recommender = load_recommender(
-        config.run, config.model, dataset, beam_size=config.beam_size or config.k, device=config.device
+        config.run,
+        config.model,
+        dataset,
+        beam_size=config.beam_size or config.k,
+        decoder=config.decoder,
+        max_beam=config.max_beam,
+        device=config.device,
     )
     result = evaluate(
         recommender,

@@ -31,6 +31,12 @@ class BeamResult:
     """``(B, k)`` int64 item_idx; -1 where fewer than k items were found."""
     log_probs: torch.Tensor
     """``(B, k)`` float32 summed log-probabilities of the items' tokens; -inf where item_idx is -1."""
+    certified: torch.Tensor | None = None
+    """``(B,)`` bool: True where the list is provably the model's best k allowed items (ties aside).
+    A token's log-probability is <= 0, so a pruned prefix's score bounds every completion of it: the
+    list is exact when its k-th score is at least the best score the search dropped."""
+    beams: torch.Tensor | None = None
+    """``(B,)`` int64 beam width each user's list came from (:func:`exact_search` widens per user)."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +272,7 @@ def beam_search(
         tokens = torch.full((batch, 1), start, dtype=torch.long, device=device)  # (B, 1) one beam at the root
         nodes = torch.zeros((batch, 1), dtype=torch.long, device=device)
         scores = torch.zeros((batch, 1), dtype=torch.float32, device=device)
+        dropped = torch.full((batch,), float("-inf"), device=device)  # best score the search pruned
         cache = None
         for depth in range(trie.depth):
             logits, cache = decoder_step(model, tokens, encoder, cache, position_bias)  # (B, Kc, V)
@@ -276,14 +283,16 @@ def beam_search(
                 nodes.reshape(-1),
                 trie=torch_trie,
                 depth=depth,
-                k=beam_size,
+                k=beam_size + 1,  # one more than can be kept: the best a row drops is then known
                 exclude=None if dead is None else dead[depth + 1],  # (B, E): shared by a user's beams
                 kernel=kernel,
             )
             per_row = candidates.scores.shape[1]
-            scores, pick = candidates.scores.view(batch, beams * per_row).topk(
-                min(beam_size, beams * per_row), dim=1
-            )  # (B, K)
+            flat = candidates.scores.view(batch, beams * per_row)  # (B, Kc * per_row)
+            scores, pick = flat.topk(min(beam_size, beams * per_row), dim=1)  # (B, K)
+            dropped = torch.maximum(
+                dropped, pruned_bound(flat, pick, candidates.scores, nodes, torch_trie, depth)
+            )
             tokens = candidates.tokens.view(batch, -1).gather(1, pick)
             nodes = candidates.children.view(batch, -1).gather(1, pick)
             if depth + 1 < trie.depth:  # the last step's cache is not needed
@@ -298,4 +307,148 @@ def beam_search(
         pad = top_k - items.shape[1]
         items = F.pad(items, (0, pad), value=-1)
         scores = F.pad(scores, (0, pad), value=float("-inf"))
-    return BeamResult(item_idx=items[:, :top_k].contiguous(), log_probs=scores[:, :top_k].contiguous())
+    return BeamResult(
+        item_idx=items[:, :top_k].contiguous(),
+        log_probs=scores[:, :top_k].contiguous(),
+        certified=scores[:, top_k - 1] >= dropped,
+        beams=torch.full((batch,), beam_size, dtype=torch.long, device=device),
+    )
+
+
+def pruned_bound(
+    flat: torch.Tensor, pick: torch.Tensor, row_scores: torch.Tensor, nodes: torch.Tensor, trie, depth: int
+) -> torch.Tensor:
+    """``(B,)`` an upper bound on the score of every continuation one beam step dropped.
+
+    Dropped are the candidates not picked, and the children a row's top-``per_row`` did not return
+    (only a node with more children than ``per_row`` has them; each scores at most the row's lowest
+    returned candidate). With ``per_row`` one more than the beams kept, that lowest candidate is
+    never picked, so the bound is the best candidate not picked: tight, not merely safe.
+
+    Args:
+        flat: ``(B, Kc * per_row)`` every user's candidate scores (-inf for none).
+        pick: ``(B, K)`` the candidates kept.
+        row_scores: ``(B * Kc, per_row)`` the same scores, one row per beam.
+        nodes: ``(B, Kc)`` the beams' trie nodes at ``depth``.
+        trie: the :class:`~trie.trie.TorchTrie`.
+        depth: the depth of ``nodes``.
+    """
+    not_picked = flat.scatter(1, pick, float("-inf")).amax(dim=1)  # (B,)
+    indptr = trie.indptr[depth]
+    rows = nodes.reshape(-1)  # (B*Kc,)
+    fanout = indptr[rows + 1] - indptr[rows]  # (B*Kc,)
+    unreturned = torch.where(fanout > row_scores.shape[1], row_scores.amin(dim=1), float("-inf"))  # (B*Kc,)
+    return torch.maximum(not_picked, unreturned.view(flat.shape[0], -1).amax(dim=1))
+
+
+def select_users(encoder: EncoderState, rows: torch.Tensor) -> EncoderState:
+    """The encoder state of the users ``rows`` (an int64 index), in that order."""
+    return EncoderState(
+        [k.index_select(0, rows) for k in encoder.cross_keys],
+        [v.index_select(0, rows) for v in encoder.cross_values],
+        encoder.cross_bias.index_select(0, rows),
+    )
+
+
+@torch.inference_mode()
+def exact_search(
+    model: T5ForConditionalGeneration,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    encoder: EncoderState | None = None,
+    trie: Trie,
+    top_k: int,
+    beam_size: int | None = None,
+    max_beam: int = 1024,
+    exclude: list[np.ndarray] | None = None,
+    kernel: str = "torch",
+) -> BeamResult:
+    """Each user's provably best ``top_k`` items: beam search, widened for the users it cannot certify.
+
+    The first pass uses ``beam_size`` beams (at least and by default ``top_k``) for everyone; each
+    uncertified user is decoded again with twice the beams, up to ``max_beam``. A list is certified
+    when its k-th score is at least every score the search pruned (:attr:`BeamResult.certified`); a
+    user still uncertified at ``max_beam`` keeps that search's list and ``certified`` False.
+    Arguments as :func:`beam_search`.
+
+    Returns:
+        :class:`BeamResult` whose ``beams`` says how wide each user's last search was.
+
+    Raises:
+        ValueError: ``max_beam`` below the first beam width, or as :func:`beam_search`.
+    """
+    width = top_k if beam_size is None else max(beam_size, top_k)
+    if max_beam < width:
+        raise ValueError(f"max_beam ({max_beam}) must be at least the first beam width ({width})")
+    if (input_ids is None) == (encoder is None):
+        raise ValueError("pass exactly one of input_ids (with attention_mask) and encoder")
+    if encoder is None:
+        if attention_mask is None:
+            raise ValueError("input_ids needs its attention_mask")
+        was_training = model.training
+        model.eval()
+        try:
+            encoder = encode(model, input_ids, attention_mask)
+        finally:
+            model.train(was_training)
+    result = beam_search(
+        model, encoder=encoder, trie=trie, beam_size=width, top_k=top_k, exclude=exclude, kernel=kernel
+    )
+    items, scores = result.item_idx.clone(), result.log_probs.clone()
+    certified, beams = result.certified.clone(), result.beams.clone()
+    while width < max_beam and not bool(certified.all()):
+        width = min(2 * width, max_beam)
+        rows = torch.nonzero(~certified).squeeze(1)  # (U,) users still uncertified
+        wider = beam_search(
+            model,
+            encoder=select_users(encoder, rows),
+            trie=trie,
+            beam_size=width,
+            top_k=top_k,
+            exclude=None if exclude is None else [exclude[r] for r in rows.tolist()],
+            kernel=kernel,
+        )
+        items[rows], scores[rows] = wider.item_idx, wider.log_probs
+        certified[rows], beams[rows] = wider.certified, width
+    return BeamResult(item_idx=items, log_probs=scores, certified=certified, beams=beams)
+
+
+DECODERS = ("beam", "exact")
+"""How a generative model decodes: ``beam`` (:func:`beam_search`, certificate included) or ``exact``
+(:func:`exact_search`, widened until certified or ``max_beam``)."""
+
+
+def decode(
+    model: T5ForConditionalGeneration,
+    *,
+    encoder: EncoderState,
+    trie: Trie,
+    decoder: str,
+    beam_size: int,
+    top_k: int,
+    max_beam: int = 1024,
+    exclude: list[np.ndarray] | None = None,
+    kernel: str = "torch",
+) -> BeamResult:
+    """:func:`beam_search` or :func:`exact_search` (starting from ``beam_size`` beams) by name.
+
+    Raises:
+        ValueError: an unknown decoder, or as the chosen search.
+    """
+    if decoder == "beam":
+        return beam_search(
+            model,
+            encoder=encoder,
+            trie=trie,
+            beam_size=beam_size,
+            top_k=top_k,
+            exclude=exclude,
+            kernel=kernel,
+        )
+    if decoder == "exact":
+        return exact_search(
+            model, encoder=encoder, trie=trie, top_k=top_k, beam_size=beam_size,
+            max_beam=max(max_beam, beam_size), exclude=exclude, kernel=kernel,
+        )  # fmt: skip
+    raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")

@@ -403,6 +403,8 @@ class TigerRecommender:
         user_ids: np.ndarray,
         *,
         beam_size: int = 20,
+        decoder: str = "beam",
+        max_beam: int = 1024,
         device: torch.device | str = "cpu",
     ) -> None:
         """Args:
@@ -410,6 +412,8 @@ class TigerRecommender:
         sids: the SID table; its rows are the catalogue's item_idx.
         user_ids: (U,) the dataset's user ids, indexed by ``Split.users``.
         beam_size: beams kept per step (at least the list length k).
+        decoder: ``beam`` or ``exact`` (:func:`tidrec.generate.decode`).
+        max_beam: the widest beam the exact decoder may use.
         device: where to run the model.
 
         Raises:
@@ -424,12 +428,18 @@ class TigerRecommender:
         self.sid_tokens = loaded.vocab.sid_tokens(sids.codes)  # (I, L)
         self.trie = Trie.from_codes(self.sid_tokens)
         self.user_ids = np.asarray(user_ids)
-        self.beam_size = beam_size
+        self.beam_size, self.decoder, self.max_beam = beam_size, decoder, max_beam
 
-    @torch.no_grad()
     def recommend(self, split: Split, *, k: int, exclude_history: bool) -> np.ndarray:
         """(B, k) item_idx ranked by the SID's summed log-probability; -1 where fewer are reachable."""
-        from tidrec.generate import beam_search
+        return self.recommend_certified(split, k=k, exclude_history=exclude_history)[0]
+
+    @torch.no_grad()
+    def recommend_certified(
+        self, split: Split, *, k: int, exclude_history: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend`'s lists and whether each is provably the model's best k."""
+        from tidrec.generate import decode, encode
 
         input_ids, attention_mask = encoder_inputs(
             self.loaded.vocab,
@@ -438,20 +448,26 @@ class TigerRecommender:
             self.user_ids[split.users].tolist(),
             self.loaded.config.max_items,
         )
-        result = beam_search(
+        self.model.eval()
+        result = decode(
             self.model,
-            input_ids.to(self.device),
-            attention_mask.to(self.device),
+            encoder=encode(self.model, input_ids.to(self.device), attention_mask.to(self.device)),
             trie=self.trie,
+            decoder=self.decoder,
             # exclusion is exact at every level, so lists are full with K = k; twice the beams still
             # finds better items among the allowed ones (ML-100K Recall@20 0.146 -> 0.162,
             # experiments/exclusion_ml100k.py) at twice the decode cost
             beam_size=max(self.beam_size, k) * (2 if exclude_history else 1),
             top_k=k,
+            max_beam=self.max_beam,
             exclude=list(split.histories) if exclude_history else None,
         )
-        item_idx = result.item_idx
-        ranked = np.asarray(item_idx.cpu() if torch.is_tensor(item_idx) else item_idx, dtype=np.int64)
-        out = np.full((len(split), k), -1, dtype=np.int64)
-        out[:, : min(k, ranked.shape[1])] = ranked[:, :k]
-        return out
+        return ranked_lists(result, len(split), k), np.asarray(result.certified.cpu())
+
+
+def ranked_lists(result, users: int, k: int) -> np.ndarray:
+    """``(users, k)`` int64 item_idx of a :class:`~tidrec.generate.BeamResult`, -1 padded."""
+    ranked = np.asarray(result.item_idx.cpu(), dtype=np.int64)
+    out = np.full((users, k), -1, dtype=np.int64)
+    out[:, : min(k, ranked.shape[1])] = ranked[:, :k]
+    return out

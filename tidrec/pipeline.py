@@ -136,40 +136,30 @@ def training_record(run: Path, model: str) -> dict[str, Any]:
     return {"train_seconds": None, "train_machine": None}
 
 
-def rank_test_split(recommender: Any, dataset: Dataset, *, k: int, exclude_history: bool) -> np.ndarray:
-    """(U, k) ranked item_idx for every test user, in batches of 256."""
-    split = dataset.split("test")
-    lists = []
-    for lo in range(0, len(split), 256):
-        rows = np.arange(lo, min(lo + 256, len(split)))
-        ranked = np.asarray(recommender.recommend(split.subset(rows), k=k, exclude_history=exclude_history))
-        if ranked.shape != (len(rows), k):
-            raise ValueError(f"recommend returned {ranked.shape}, expected ({len(rows)}, {k})")
-        lists.append(ranked)
-    return np.concatenate(lists)
-
-
 def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str, Any]:
     """Test-split metrics of one trained model (lists of 20), also saved in its ``eval/`` folder.
 
     Recall/NDCG at 5, 10 and 20 and MRR, standard errors, invalid-item rate, and coverage,
     serendipity and novelty at ``config.k``: the numbers ``tidrec.evaluate`` gives for the same model.
     """
-    from tidrec.evaluate import EvalResult, list_metrics, load_recommender, save_result
+    from tidrec.evaluate import EvalResult, list_metrics, load_recommender, rank_users, save_result
     from tidrec.metrics import ranking_metrics, standard_errors
 
     recommender = load_recommender(
         config.run, model, dataset, beam_size=config.eval_beam_size, device=config.device
     )
     start = time.perf_counter()
-    ranked = rank_test_split(recommender, dataset, k=LIST_LENGTH, exclude_history=config.exclude_history)
+    split = dataset.split("test")
+    ranked, certified = rank_users(recommender, split, k=LIST_LENGTH, exclude_history=config.exclude_history)
     seconds = time.perf_counter() - start
-    targets = dataset.split("test").targets
+    targets = split.targets
     metrics = {
         **ranking_metrics(ranked, targets),
         **list_metrics(ranked, targets, dataset, at=config.k),
         **standard_errors(ranked, targets, k=config.k),
     }
+    if certified is not None:
+        metrics["certified"] = float(certified.mean()) if len(certified) else 1.0
     result = EvalResult(model, dataset.name, "test", config.exclude_history, len(targets), metrics, seconds)
     save_result(result, config.run / "models" / model / "eval")
     return {"model": model, **metrics, "eval_seconds": round(seconds, 2)}

@@ -50,6 +50,18 @@ def test_it_learns_the_next_item_and_evaluates_through_the_registry(trained, cap
     assert saved["metrics"]["recall@10"] > 0.9 and saved["metrics"]["invalid_rate"] == 0.0
 
 
+def test_evaluation_reports_certified_lists_and_exact_decoding_agrees(trained):
+    beam = ["--run", str(trained), "--device", "cpu", "--beam-size", "20"]
+    path = trained / "models/tiger/eval/results.json"
+    assert evaluate.main(beam) == 0
+    by_beam = json.loads(path.read_text())["metrics"]
+    assert evaluate.main([*beam, "--decoder", "exact", "--max-beam", "64"]) == 0
+    exact = json.loads(path.read_text())["metrics"]
+    # 20 beams over 12 items prune nothing: every list is provably exact, and exact decoding agrees
+    assert by_beam["certified"] == exact["certified"] == 1.0
+    assert by_beam == exact
+
+
 def test_two_runs_with_one_seed_give_the_same_model(tmp_path):
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:

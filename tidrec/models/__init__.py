@@ -16,7 +16,7 @@ import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,6 +34,18 @@ class Recommender(Protocol):
         ...
 
 
+@runtime_checkable
+class CertifyingRecommender(Recommender, Protocol):
+    """A recommender that can say which of its lists are provably its model's best (a generative
+    model's constrained decoding, :attr:`tidrec.generate.BeamResult.certified`)."""
+
+    def recommend_certified(
+        self, split: Split, *, k: int, exclude_history: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``recommend``'s (B, k) lists and a (B,) bool: True where the list is certified exact."""
+        ...
+
+
 @dataclass(frozen=True)
 class LoadRequest:
     """What a spec's ``load`` gets: where the model lies and how it will be used."""
@@ -46,6 +58,10 @@ class LoadRequest:
     """The run's prepared dataset (its hash is checked against the artifact's)."""
     beam_size: int = 20
     """Beams for a generative model's decoding."""
+    decoder: str = "beam"
+    """A generative model's decoder: ``beam`` or ``exact`` (:data:`tidrec.generate.DECODERS`)."""
+    max_beam: int = 1024
+    """The widest beam the ``exact`` decoder may use for one user."""
     device: str = "auto"
     """auto, cpu or cuda."""
 

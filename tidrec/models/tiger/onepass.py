@@ -44,7 +44,7 @@ from transformers import T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.t5.modeling_t5 import T5Attention
 
-from tidrec.generate import BeamResult, EncoderState, beam_search, cross_attention_state
+from tidrec.generate import BeamResult, EncoderState, cross_attention_state, decode
 from tidrec.model import ModelConfig, build_model
 from tidrec.vocab import EOS, PAD, Vocab
 from trie import Trie
@@ -482,6 +482,8 @@ def recommend(
     trie: Trie | None = None,
     exclude: list[np.ndarray] | None = None,
     kernel: str = "torch",
+    decoder: str = "beam",
+    max_beam: int = 1024,
 ) -> BeamResult:
     """Each user's best next items: the causal encoder over the history, then constrained beam search.
 
@@ -493,6 +495,9 @@ def recommend(
         trie: the catalogue's trie (default :meth:`OnePassModel.trie`; pass it to reuse it).
         exclude: optional per-user item_idx that may not be returned.
         kernel: masking kernel of :func:`tidrec.generate.beam_search`.
+        decoder: ``beam``, or ``exact`` to widen the beam for each user until the list is certified
+            (:func:`tidrec.generate.exact_search`, at most ``max_beam`` beams).
+        max_beam: the widest beam of the exact decoder.
 
     Returns:
         :class:`~tidrec.generate.BeamResult`, ``(B, top_k)`` item_idx and summed log-probabilities.
@@ -503,12 +508,14 @@ def recommend(
     model.eval()
     try:
         encoder = decoder_state(model, items.to(device), attention_mask.to(device))
-        return beam_search(
+        return decode(
             model.t5,
             encoder=encoder,
             trie=trie if trie is not None else model.trie(),
+            decoder=decoder,
             beam_size=beam_size,
-            top_k=top_k,
+            top_k=beam_size if top_k is None else top_k,
+            max_beam=max_beam,
             exclude=exclude,
             kernel=kernel,
         )

@@ -225,15 +225,29 @@ class OnePassRecommender:
     """The one-pass model behind the Recommender protocol: causal encoder, constrained beam search."""
 
     def __init__(
-        self, model: OnePassModel, *, beam_size: int = 20, device: torch.device | str = "cpu"
+        self,
+        model: OnePassModel,
+        *,
+        beam_size: int = 20,
+        decoder: str = "beam",
+        max_beam: int = 1024,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.model = model.eval().to(device)
         self.trie = model.trie()
-        self.beam_size = beam_size
+        self.beam_size, self.decoder, self.max_beam = beam_size, decoder, max_beam
 
-    @torch.no_grad()
     def recommend(self, split: Split, *, k: int, exclude_history: bool) -> np.ndarray:
         """(B, k) item_idx by the SID's summed log-probability; -1 where fewer are reachable."""
+        return self.recommend_certified(split, k=k, exclude_history=exclude_history)[0]
+
+    @torch.no_grad()
+    def recommend_certified(
+        self, split: Split, *, k: int, exclude_history: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend`'s lists and whether each is provably the model's best k."""
+        from tidrec.model import ranked_lists
+
         result = recommend(
             self.model,
             list(split.histories),
@@ -241,11 +255,10 @@ class OnePassRecommender:
             top_k=k,
             trie=self.trie,
             exclude=list(split.histories) if exclude_history else None,
+            decoder=self.decoder,
+            max_beam=self.max_beam,
         )
-        ranked = np.asarray(result.item_idx.cpu(), dtype=np.int64)
-        out = np.full((len(split), k), -1, dtype=np.int64)
-        out[:, : min(k, ranked.shape[1])] = ranked[:, :k]
-        return out
+        return ranked_lists(result, len(split), k), np.asarray(result.certified.cpu())
 
 
 def load_onepass(
