@@ -29,6 +29,10 @@ class SidTable:
     """(L,) number of codes at each level; the last is the collision level's size."""
     dataset_hash: str = ""
     """``Dataset.content_hash`` of the dataset these SIDs were built for."""
+    lineage: tuple[tuple[int, str], ...] = ()
+    """The tables this one extends, oldest first, as ``(rows, content_hash)``: its first ``rows`` rows
+    are that table (:meth:`extend` appends items without changing existing SIDs). A model trained on
+    one of them can serve this table (:meth:`extends`)."""
 
     def __post_init__(self) -> None:
         if self.codes.ndim != 2 or self.codes.shape != (len(self.item_ids), len(self.level_sizes)):
@@ -37,6 +41,78 @@ class SidTable:
             )
         if len(self.codes) and (self.codes.min() < 0 or (self.codes >= np.asarray(self.level_sizes)).any()):
             raise ValueError("codes out of range for level_sizes")
+
+    def prefix(self, rows: int) -> SidTable:
+        """The table of the first ``rows`` items (what an extended table started from)."""
+        return SidTable(self.item_ids[:rows], self.codes[:rows], self.level_sizes, self.dataset_hash)
+
+    def extends(self, content_hash: str) -> bool:
+        """True when this table is the one with ``content_hash``, or starts with it row for row.
+
+        The lineage is checked, not trusted: the first ``rows`` rows are hashed again.
+        """
+        if self.content_hash() == content_hash:
+            return True
+        return any(
+            digest == content_hash and rows <= self.num_items and self.prefix(rows).content_hash() == digest
+            for rows, digest in self.lineage
+        )
+
+    def extend(self, item_ids: np.ndarray, codes: np.ndarray) -> SidTable:
+        """This table plus new items, whose SIDs a fitted tokenizer gave them; existing SIDs are kept.
+
+        Args:
+            item_ids: (M,) new item ids, none of them in the table.
+            codes: (M, L - 1) the new items' code tuples before the collision code.
+
+        Returns:
+            A table with the new items appended as rows ``I .. I + M - 1``. Each new item's collision
+            code is the next free one among the items (old and new) sharing its tuple, so every SID
+            stays unique; the lineage records this table's rows and hash.
+
+        Raises:
+            InputError: an id already in the table or repeated, codes of the wrong shape or out of
+                range, or a tuple whose collision level is full.
+        """
+        item_ids = np.asarray(item_ids).astype(str)
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.shape != (len(item_ids), self.num_levels - 1):
+            raise InputError(
+                f"new items: codes must be ({len(item_ids)}, {self.num_levels - 1}) (the tuple without the "
+                f"collision code), got {codes.shape}"
+            )
+        known = set(self.item_ids.astype(str).tolist())
+        seen: set[str] = set()
+        for item in item_ids.tolist():
+            if item in known:
+                raise InputError(f"new items: item id {item!r} is already in the SID table")
+            if item in seen:
+                raise InputError(f"new items: item id {item!r} appears twice")
+            seen.add(item)
+        sizes = np.asarray(self.level_sizes[:-1])
+        if len(codes) and (codes.min() < 0 or (codes >= sizes).any()):
+            raise InputError(f"new items: codes out of range for the levels {tuple(self.level_sizes[:-1])}")
+        taken: dict[tuple[int, ...], int] = {}
+        for row in self.codes:
+            key = tuple(row[:-1].tolist())
+            taken[key] = max(taken.get(key, -1), int(row[-1]))
+        collision = np.empty(len(codes), dtype=np.int64)
+        for index, (item, row) in enumerate(zip(item_ids.tolist(), codes, strict=True)):
+            key = tuple(row.tolist())
+            collision[index] = taken[key] = taken.get(key, -1) + 1
+            if collision[index] >= self.level_sizes[-1]:
+                raise InputError(
+                    f"new items: item {item!r} needs collision code {collision[index]} on the "
+                    f"tuple {key}, but the collision level has {self.level_sizes[-1]} codes; re-run "
+                    "python -m tidrec.tokenize with a larger --collision-size (and retrain)"
+                )
+        return SidTable(
+            item_ids=np.concatenate([self.item_ids.astype(str), item_ids]),
+            codes=np.concatenate([self.codes, np.concatenate([codes, collision[:, None]], axis=1)]),
+            level_sizes=self.level_sizes,
+            dataset_hash=self.dataset_hash,
+            lineage=(*self.lineage, (self.num_items, self.content_hash())),
+        )
 
     @property
     def num_items(self) -> int:
@@ -66,6 +142,7 @@ class SidTable:
             "level_sizes": list(self.level_sizes),
             "dataset_hash": self.dataset_hash,
             "content_hash": self.content_hash(),
+            **({"lineage": [list(step) for step in self.lineage]} if self.lineage else {}),
             **(extra or {}),
         }
         table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
@@ -93,6 +170,12 @@ class SidTable:
         level_sizes = meta["level_sizes"]
         if not isinstance(level_sizes, list) or not all(type(size) is int for size in level_sizes):
             raise InputError(f"{path}: SID table metadata has level_sizes {level_sizes!r}; {_REMEDY}")
+        lineage = meta.get("lineage", [])
+        if not isinstance(lineage, list) or not all(
+            isinstance(step, list) and len(step) == 2 and type(step[0]) is int and isinstance(step[1], str)
+            for step in lineage
+        ):
+            raise InputError(f"{path}: SID table metadata has lineage {str(lineage)[:80]}; {_REMEDY}")
         columns = ("item_id", *(f"code_{level}" for level in range(len(level_sizes))))
         table = read_parquet(path, columns=columns, remedy=_REMEDY)
         try:
@@ -102,6 +185,7 @@ class SidTable:
                 codes=codes.astype(np.int64),
                 level_sizes=tuple(level_sizes),
                 dataset_hash=str(meta["dataset_hash"]),
+                lineage=tuple((rows, digest) for rows, digest in lineage),
             )
         except (ValueError, TypeError, pa.ArrowException) as error:
             reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
