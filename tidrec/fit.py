@@ -49,6 +49,9 @@ class FitConfig(TrainConfig):
     recency_bias: bool | None = None
     """Generative model, onepass: a learned per-head cross-attention bias by how far back each history
     item lies, so the decoder knows which item is the latest (preset: true)."""
+    attention_dropout: float | None = None
+    """Generative model, onepass: dropout on attention weights (unset: --dropout, as T5). On CPU it
+    costs about 3x the attention itself (the masks of every (query, key) score)."""
     max_epochs: int | None = None
     """Upper bound on training epochs (preset: 50 tiger, 200 SASRec/BERT4Rec)."""
     lr: float | None = None
@@ -126,6 +129,7 @@ class FitConfig(TrainConfig):
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), at_least=1)
         check_range("--lr-plateau-factor", self.lr_plateau_factor, above=0, below=1)
         check_range("--dropout", self.dropout, at_least=0, below=1)
+        check_range("--attention-dropout", self.attention_dropout, at_least=0, below=1)
         check_range("--d-kv", self.d_kv, at_least=1)
         models.get(self.model)  # an unknown model is one line listing the registered ones
         for name in ("positions_per_user", "user_buckets", "lr_plateau_patience"):

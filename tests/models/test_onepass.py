@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from tiger_fixtures import NUM_ITEMS, cyclic_dataset, cyclic_sids
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
+from transformers.models.t5.modeling_t5 import T5Attention
 
 from tidrec.generate import beam_search, cross_attention_state
 from tidrec.model import decoder_labels
@@ -133,6 +134,20 @@ def test_config_and_shapes_are_checked():
     batch = onepass_batch(SEQUENCES, CATALOGUE, 8)
     with pytest.raises(ValueError, match="decoder_input_ids"):
         onepass_logits(model, batch["items"], batch["decoder_input_ids"][:, :-1])
+
+
+def test_attention_dropout_drops_attention_weights_alone():
+    model = tiny(dropout=0.3, attention_dropout=0.0).train()
+    attentions = [m for m in model.modules() if isinstance(m, T5Attention)]
+    assert attentions and all(m.dropout == 0.0 for m in attentions)
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}  # hidden states still
+    batch = onepass_batch(SEQUENCES, CATALOGUE, 8)
+    torch.manual_seed(0)
+    first = onepass_logits(model, batch["items"], batch["decoder_input_ids"])
+    assert not torch.allclose(first, onepass_logits(model, batch["items"], batch["decoder_input_ids"]))
+    assert all(m.dropout == 0.3 for m in tiny(dropout=0.3).modules() if isinstance(m, T5Attention))
+    with pytest.raises(ValueError, match="attention_dropout"):
+        OnePassConfig(attention_dropout=1.5)
 
 
 def test_hybrid_adds_the_item_table_and_padding_is_zero():

@@ -169,6 +169,7 @@ SPEC = register(
                 "recipe",
                 "item_id_embedding",
                 "recency_bias",
+                "attention_dropout",
                 "windows",
             }
         ),

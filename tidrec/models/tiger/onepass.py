@@ -84,13 +84,17 @@ class OnePassConfig:
     lies from the position it predicts from (0 = the latest item; T5-style log buckets). Without it
     cross-attention has no position information, so the decoder cannot tell the latest history state
     from older ones."""
+    attention_dropout: float | None = None
+    """Dropout on attention weights (None: ``dropout``, as T5 does)."""
 
     def __post_init__(self) -> None:
         for name in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff", "max_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
 class OnePassModel(nn.Module):
@@ -136,6 +140,10 @@ class OnePassModel(nn.Module):
             if config.item_id_embedding
             else None
         )
+        if config.attention_dropout is not None:
+            for module in self.t5.modules():
+                if isinstance(module, T5Attention):
+                    module.dropout = config.attention_dropout  # read by HF's forward and blockwise_decoder
         self.recency = nn.Embedding(RECENCY_BUCKETS, config.num_heads) if config.recency_bias else None
         if self.recency is not None:
             nn.init.zeros_(self.recency.weight)  # starts as plain cross-attention

@@ -51,6 +51,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         max_items=config.max_items,
         item_id_embedding=bool(config.item_id_embedding),
         recency_bias=bool(config.recency_bias),
+        attention_dropout=config.attention_dropout,
     )
 
 
