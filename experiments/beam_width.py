@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10, help="list length")
     parser.add_argument("--max-beam", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--users", type=int, default=0, help="decode only the first N test users (0: all)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -67,6 +68,8 @@ def main() -> None:
         data_path=args.run / "data",
     )
     split = dataset.split("test")
+    if args.users:
+        split = split.subset(np.arange(min(args.users, len(split))))
     settings = [("beam", w) for w in args.widths] + [("exact", args.k)]
     decoded = {
         (decoder, width): decode_all(
@@ -106,7 +109,9 @@ def main() -> None:
     widths = " ".join(map(str, args.widths))
     header = (
         f"{dataset.name}, {len(split)} test users, top-{args.k} with seen items excluded, "
-        f"`python experiments/beam_width.py {args.run} --widths {widths}`, 1 thread\n\n"
+        f"`python experiments/beam_width.py {args.run} --widths {widths}"
+        + (f" --users {args.users}" if args.users else "")
+        + "`, 1 thread\n\n"
         "| decoder | beams (median) | Recall@10 | NDCG@10 | certified | as exact | widest | ms/user |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
