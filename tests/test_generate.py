@@ -345,3 +345,49 @@ def test_exact_search_widens_only_for_users_it_cannot_certify(catalogue, encoder
     assert torch.equal(capped.certified, first.certified) and torch.equal(capped.item_idx, first.item_idx)
     with pytest.raises(ValueError, match="max_beam"):
         exact_search(model, input_ids, attention_mask, trie=trie, top_k=4, max_beam=2)
+
+
+@pytest.mark.parametrize("kernel", ["torch", "gather"])
+def test_trie_softmax_gives_a_distribution_over_the_catalogue(kernel, catalogue, encoder_batch):
+    model = tiny_t5(seed=5, tie_word_embeddings=False)
+    input_ids, attention_mask = encoder_batch
+    trie = Trie.from_codes(catalogue)
+    everything = beam_search(
+        model, input_ids, attention_mask, trie=trie, beam_size=10, kernel=kernel, trie_softmax=True
+    )
+    # every item scored, renormalised at each level over the codes the trie allows: they sum to one
+    torch.testing.assert_close(everything.log_probs.exp().sum(1), torch.ones(3), atol=1e-5, rtol=1e-5)
+    full = brute_force(model, input_ids, attention_mask, catalogue)  # (B, I) whole-vocabulary scores
+    assert (full.exp().sum(1) < 0.999).all()  # the whole-vocabulary model leaks mass off the trie
+    # the same order as scoring each item by hand: log-softmax over the allowed children at each level
+    expected = torch.stack(
+        [trie_softmax_scores(model, input_ids[b], attention_mask[b], trie, catalogue) for b in range(3)]
+    )
+    torch.testing.assert_close(
+        everything.log_probs, expected.sort(dim=1, descending=True).values, atol=1e-5, rtol=1e-5
+    )
+    narrow = beam_search(
+        model, input_ids, attention_mask, trie=trie, beam_size=3, top_k=2, kernel=kernel, trie_softmax=True
+    )
+    for b in torch.nonzero(narrow.certified).squeeze(1).tolist():  # the certificate still holds
+        torch.testing.assert_close(narrow.log_probs[b], expected[b].sort(descending=True).values[:2])
+
+
+def trie_softmax_scores(model, input_ids, attention_mask, trie, codes) -> torch.Tensor:
+    """(I,) each item's summed log-probability, each level normalised over the trie's allowed codes."""
+    items = torch.from_numpy(codes)
+    decoder_in = torch.cat([torch.zeros(len(items), 1, dtype=torch.long), items[:, :-1]], 1)
+    with torch.no_grad():
+        logits = model(
+            input_ids=input_ids[None].expand(len(items), -1),
+            attention_mask=attention_mask[None].expand(len(items), -1),
+            decoder_input_ids=decoder_in,
+        ).logits  # (I, L, V)
+    scores = torch.zeros(len(items))
+    for item, sid in enumerate(codes.tolist()):
+        for depth in range(len(sid)):
+            allowed = torch.from_numpy(trie.allowed_tokens(sid[:depth]))
+            scores[item] += logits[item, depth, allowed].log_softmax(0)[
+                (allowed == sid[depth]).nonzero()[0, 0]
+            ]
+    return scores

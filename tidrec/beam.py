@@ -139,6 +139,11 @@ class Workload:
     onepass: Any = None
     """A one-pass model (:mod:`tidrec.models.tiger.onepass`) whose T5 is ``model``; None: TIGER's recipe."""
 
+    @property
+    def trie_softmax(self) -> bool:
+        """Whether the model decodes with each step normalised over the trie's allowed tokens."""
+        return self.onepass is not None and self.onepass.config.trie_softmax
+
     def batch(self, size: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder inputs of ``size`` users starting at ``offset`` (cycling): SID tokens, or for a one-pass
         model the history's item_idx (one per item)."""
@@ -489,8 +494,9 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
     def decode(ids, mask, kernel=config.kernel, exclude=None):
         encoder = workload.encoder_state(ids, mask)
         return generate.beam_search(
-            model, encoder=encoder, trie=trie, beam_size=K, kernel=kernel, exclude=exclude
-        )
+            model, encoder=encoder, trie=trie, beam_size=K, kernel=kernel, exclude=exclude,
+            trie_softmax=workload.trie_softmax,
+        )  # fmt: skip
 
     def floor(ids, mask):
         return unconstrained_floor(workload, ids, mask, beam_size=K, steps=levels)
@@ -524,7 +530,9 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
         "within_budget": best
         and {"batch": best["batch"], "p99_ms": best["p99_ms"], "users_per_s": best["users_per_s"]},
     }
-    if config.hf_batch:
+    if config.hf_batch and workload.trie_softmax:
+        print("HF generate not compared: it normalises over the whole vocabulary, this model over the trie")
+    elif config.hf_batch:
         results["hf"] = compare_with_hf(config, workload, trie, model, device, decode)
     if config.exact_users:
         results["exact"] = measure_exact(config, workload, trie, model, device)
@@ -588,6 +596,7 @@ def measure_exact(config: BeamBenchConfig, workload: Workload, trie: Trie, model
                     max_beam=config.max_beam,
                     exclude=exclude,
                     kernel=config.kernel,
+                    trie_softmax=workload.trie_softmax,
                 )
             )
 

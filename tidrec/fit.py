@@ -49,6 +49,9 @@ class FitConfig(TrainConfig):
     recency_bias: bool | None = None
     """Generative model, onepass: a learned per-head cross-attention bias by how far back each history
     item lies, so the decoder knows which item is the latest (preset: true)."""
+    trie_softmax: bool | None = None
+    """Generative model, onepass: normalise each SID token over the codes the catalogue allows after
+    its prefix, in training and decoding (preset: false)."""
     attention_dropout: float | None = None
     """Generative model, onepass: dropout on attention weights (unset: --dropout, as T5). On CPU it
     costs about 3x the attention itself (the masks of every (query, key) score)."""

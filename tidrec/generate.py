@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from transformers import T5ForConditionalGeneration
 
 from trie.exclude import dead_nodes
-from trie.mask import constrained_candidates
+from trie.mask import children_only, constrained_candidates
 from trie.trie import Trie
 
 
@@ -217,6 +217,7 @@ def beam_search(
     top_k: int | None = None,
     exclude: list[np.ndarray] | None = None,
     kernel: str = "torch",
+    trie_softmax: bool = False,
 ) -> BeamResult:
     """Each user's ``top_k`` best catalogue items under ``model``, by summed token log-probability.
 
@@ -239,6 +240,9 @@ def beam_search(
             only where something is left and the list is full (no -1) whenever the user has at
             least ``top_k`` allowed items.
         kernel: masking kernel, see :func:`trie.mask.constrained_candidates`.
+        trie_softmax: normalise each step's distribution over the tokens the trie allows after the
+            beam's prefix (:func:`trie.mask.children_only`), for a model trained that way; else over
+            the whole vocabulary, as HF ``generate`` does.
 
     Returns:
         :class:`BeamResult` with ``(B, top_k)`` item_idx (-1 padded) and log-probabilities.
@@ -277,8 +281,11 @@ def beam_search(
         for depth in range(trie.depth):
             logits, cache = decoder_step(model, tokens, encoder, cache, position_bias)  # (B, Kc, V)
             beams = tokens.shape[1]
+            logits = logits.reshape(batch * beams, -1)  # (B*Kc, V)
+            if trie_softmax:
+                logits = children_only(logits, nodes.reshape(-1), torch_trie, depth)
             candidates = constrained_candidates(
-                logits.reshape(batch * beams, -1),
+                logits,
                 scores.reshape(-1),
                 nodes.reshape(-1),
                 trie=torch_trie,
@@ -363,6 +370,7 @@ def exact_search(
     max_beam: int = 1024,
     exclude: list[np.ndarray] | None = None,
     kernel: str = "torch",
+    trie_softmax: bool = False,
 ) -> BeamResult:
     """Each user's provably best ``top_k`` items: beam search, widened for the users it cannot certify.
 
@@ -393,8 +401,9 @@ def exact_search(
         finally:
             model.train(was_training)
     result = beam_search(
-        model, encoder=encoder, trie=trie, beam_size=width, top_k=top_k, exclude=exclude, kernel=kernel
-    )
+        model, encoder=encoder, trie=trie, beam_size=width, top_k=top_k, exclude=exclude, kernel=kernel,
+        trie_softmax=trie_softmax,
+    )  # fmt: skip
     items, scores = result.item_idx.clone(), result.log_probs.clone()
     certified, beams = result.certified.clone(), result.beams.clone()
     while width < max_beam and not bool(certified.all()):
@@ -408,6 +417,7 @@ def exact_search(
             top_k=top_k,
             exclude=None if exclude is None else [exclude[r] for r in rows.tolist()],
             kernel=kernel,
+            trie_softmax=trie_softmax,
         )
         items[rows], scores[rows] = wider.item_idx, wider.log_probs
         certified[rows], beams[rows] = wider.certified, width
@@ -430,6 +440,7 @@ def decode(
     max_beam: int = 1024,
     exclude: list[np.ndarray] | None = None,
     kernel: str = "torch",
+    trie_softmax: bool = False,
 ) -> BeamResult:
     """:func:`beam_search` or :func:`exact_search` (starting from ``beam_size`` beams) by name.
 
@@ -445,10 +456,11 @@ def decode(
             top_k=top_k,
             exclude=exclude,
             kernel=kernel,
+            trie_softmax=trie_softmax,
         )
     if decoder == "exact":
         return exact_search(
             model, encoder=encoder, trie=trie, top_k=top_k, beam_size=beam_size,
-            max_beam=max(max_beam, beam_size), exclude=exclude, kernel=kernel,
+            max_beam=max(max_beam, beam_size), exclude=exclude, kernel=kernel, trie_softmax=trie_softmax,
         )  # fmt: skip
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")

@@ -175,3 +175,29 @@ def _compiled_gather():
 
         _COMPILED.append(call)
     return _COMPILED[0]
+
+
+def children_only(logits: torch.Tensor, nodes: torch.Tensor, trie: TorchTrie, depth: int) -> torch.Tensor:
+    """``logits`` with every token that is not a child of the row's node set to -inf.
+
+    A log-softmax of the result is the model's distribution renormalised over the tokens the trie
+    allows after that prefix (the "trie softmax"), so no probability is spent on codes that lead to
+    no item.
+
+    Args:
+        logits: ``(N, V)`` next-token logits.
+        nodes: ``(N,)`` int64 trie node of each row at ``depth``.
+        trie: the trie's tensors on the logits' device.
+        depth: the depth of ``nodes``.
+    """
+    indptr, tokens = trie.indptr[depth], trie.tokens[depth]
+    start = indptr[nodes]  # (N,)
+    degree = indptr[nodes + 1] - start  # (N,)
+    offsets = torch.arange(max(trie.max_fanout[depth], 1), device=logits.device)  # (F,)
+    valid = offsets[None, :] < degree[:, None]  # (N, F)
+    edge = torch.where(valid, start[:, None] + offsets[None, :], 0)  # (N, F)
+    vocab = logits.shape[1]
+    child_tokens = torch.where(valid, tokens[edge.clamp(max=max(len(tokens) - 1, 0))], vocab)  # (N, F)
+    allowed = torch.zeros((len(logits), vocab + 1), dtype=torch.bool, device=logits.device)
+    allowed = allowed.scatter_(1, child_tokens, True)[:, :vocab]  # column V collects the padding
+    return logits.masked_fill(~allowed, float("-inf"))

@@ -336,11 +336,33 @@ def test_generate_takes_exactly_one_encoder_input():
         cross_attention_state(model.t5, torch.zeros(2, 3, 32), torch.ones(2, 4))
 
 
-def test_a_tiny_model_learns_the_cycle():
+@pytest.mark.parametrize("kernel", ["hf", "blocks"])
+def test_trie_softmax_loss_is_the_items_probability_over_the_catalogue(kernel):
+    model = tiny(seed=3, max_items=4, trie_softmax=True, **VARIANTS["recency"])
+    batch = onepass_batch(SEQUENCES, CATALOGUE, max_items=4)
+    with torch.no_grad():
+        losses = target_losses(model, batch, kernel=kernel)  # (B, T): mean over L codes + EOS
+        for b, sequence in enumerate(SEQUENCES):
+            window = sequence[-5:]
+            for t in range(len(window) - 1):
+                every = recommend(model, [window[: t + 1]], beam_size=len(CATALOGUE))  # all 10 items
+                # renormalised at each level, the items' probabilities sum to one ...
+                torch.testing.assert_close(every.log_probs.exp().sum(), torch.tensor(1.0))
+                # ... and a target's loss is its log-probability among them (EOS costs nothing)
+                score = every.log_probs[0, every.item_idx[0].tolist().index(int(window[t + 1]))]
+                levels = CATALOGUE.shape[1] + 1
+                torch.testing.assert_close(losses[b, t] * levels, -score, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("trie_softmax", [False, True])
+def test_a_tiny_model_learns_the_cycle(trie_softmax):
     dataset = cyclic_dataset(num_users=40)
     vocab = Vocab(level_sizes=(3, 4), user_buckets=0)
     sid_tokens = vocab.sid_tokens(cyclic_sids(dataset).codes)  # (12, 2)
-    model = tiny(seed=0, vocab=vocab, sid_tokens=sid_tokens, d_model=32, num_layers=1, num_decoder_layers=1)
+    model = tiny(
+        seed=0, vocab=vocab, sid_tokens=sid_tokens, d_model=32, num_layers=1, num_decoder_layers=1,
+        trie_softmax=trie_softmax,
+    )  # fmt: skip
     sequences = [dataset.items[dataset.offsets[u] : dataset.offsets[u + 1]] for u in range(40)]
     batch = onepass_batch(sequences, sid_tokens, max_items=8)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)

@@ -170,6 +170,7 @@ SPEC = register(
                 "item_id_embedding",
                 "recency_bias",
                 "attention_dropout",
+                "trie_softmax",
                 "windows",
             }
         ),

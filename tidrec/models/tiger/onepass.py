@@ -47,7 +47,7 @@ from transformers.models.t5.modeling_t5 import T5Attention
 from tidrec.generate import BeamResult, EncoderState, cross_attention_state, decode
 from tidrec.model import ModelConfig, build_model
 from tidrec.vocab import EOS, PAD, Vocab
-from trie import Trie
+from trie import TorchTrie, Trie, children_only
 
 IGNORE = -100
 """Label of tokens no loss is computed on (padded targets)."""
@@ -86,6 +86,12 @@ class OnePassConfig:
     from older ones."""
     attention_dropout: float | None = None
     """Dropout on attention weights (None: ``dropout``, as T5 does)."""
+    trie_softmax: bool = False
+    """Normalise each SID token's distribution over the codes the catalogue's trie allows after the
+    true prefix, in the training loss and in decoding, instead of over the whole vocabulary. The
+    model then spends no probability on code tuples that lead to no item (a full-vocabulary model
+    leaked about 20 % of the third level's mass there on ML-100K,
+    experiments/results/level_diagnostic_ml100k)."""
 
     def __post_init__(self) -> None:
         for name in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff", "max_items"):
@@ -161,6 +167,19 @@ class OnePassModel(nn.Module):
     def trie(self) -> Trie:
         """The trie over every real item's SID tokens (rows are item_idx)."""
         return Trie.from_codes(self.sid_tokens[:-1].cpu().numpy())
+
+    def trie_paths(self) -> tuple[TorchTrie, torch.Tensor]:
+        """The trie on the model's device and ``(I + 1, L + 1)`` each item's node at every depth
+        (the padding item's row is the root's), built once per device."""
+        device = self.sid_tokens.device
+        cached = getattr(self, "_trie_paths", None)
+        if cached is None or cached[1].device != device:
+            trie = self.trie()
+            paths = trie.item_paths(np.arange(self.num_items))  # (I, L + 1)
+            paths = np.concatenate([paths, np.zeros((1, paths.shape[1]), dtype=np.int64)])  # (I + 1, L + 1)
+            cached = (trie.to_torch(device), torch.from_numpy(paths).to(device))
+            self._trie_paths = cached
+        return cached
 
 
 def build_onepass(config: OnePassConfig, vocab: Vocab, sid_tokens: np.ndarray) -> OnePassModel:
@@ -439,11 +458,34 @@ def blockwise_decoder(
     return t5.lm_head(x)  # (B, Q, V)
 
 
+def trie_softmax_logits(model: OnePassModel, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(B, T, L+1, V)`` teacher-forced logits with every token the trie does not allow after the
+    target's true prefix set to -inf (the last position allows only EOS).
+
+    Args:
+        model: the one-pass model (its trie).
+        logits: ``(B, T, L+1, V)`` from :func:`onepass_logits`.
+        targets: ``(B, T)`` next item_idx, -1 on padding.
+    """
+    trie, paths = model.trie_paths()
+    batch, width, block_len, vocab = logits.shape
+    nodes = paths[torch.where(targets >= 0, targets, model.num_items)]  # (B, T, L + 1)
+    levels = [
+        children_only(logits[:, :, depth].reshape(-1, vocab), nodes[:, :, depth].reshape(-1), trie, depth)
+        for depth in range(block_len - 1)
+    ]  # L x (B*T, V)
+    eos = torch.full_like(logits[:, :, -1], float("-inf"))
+    eos[..., EOS] = logits[:, :, -1, EOS]  # (B, T, V): EOS is the only continuation of a whole SID
+    return torch.stack([*(level.view(batch, width, vocab) for level in levels), eos], dim=2)
+
+
 def target_losses(
     model: OnePassModel, batch: dict[str, torch.Tensor], *, kernel: str = "blocks"
 ) -> torch.Tensor:
     """``(B, T)`` each target's mean cross-entropy over its L+1 tokens; 0 on padded targets."""
     logits = onepass_logits(model, batch["items"], batch["decoder_input_ids"], kernel=kernel)  # (B,T,L+1,V)
+    if model.config.trie_softmax:
+        logits = trie_softmax_logits(model, logits, batch["targets"])
     labels = batch["labels"].view(logits.shape[:3])  # (B, T*(L+1)) -> (B, T, L+1)
     token_losses = F.cross_entropy(
         logits.flatten(0, 2), labels.flatten(), ignore_index=IGNORE, reduction="none"
@@ -526,6 +568,7 @@ def recommend(
             max_beam=max_beam,
             exclude=exclude,
             kernel=kernel,
+            trie_softmax=model.config.trie_softmax,
         )
     finally:
         model.train(was_training)

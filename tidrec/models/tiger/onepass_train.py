@@ -52,6 +52,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         item_id_embedding=bool(config.item_id_embedding),
         recency_bias=bool(config.recency_bias),
         attention_dropout=config.attention_dropout,
+        trie_softmax=bool(config.trie_softmax),
     )
 
 
