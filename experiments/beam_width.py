@@ -21,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tidrec.data.dataset import load_dataset
 from tidrec.io import write_json, write_text
 from tidrec.metrics import ranking_metrics, standard_errors
 from tidrec.models.tiger.onepass import recommend
-from tidrec.models.tiger.onepass_train import load_onepass
-from tokenizer.sid_table import SidTable
+from tidrec.models.tiger.onepass_train import load_run_onepass
 
 
 def decode_all(model, split, *, k: int, width: int, decoder: str, max_beam: int, batch: int):
@@ -58,15 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    dataset = load_dataset(args.run / "data")
-    sids_path = args.run / "tokenizer/sids.parquet"
-    model = load_onepass(
-        args.run / "models/tiger/best.ckpt",
-        dataset_hash=dataset.content_hash,
-        sids=SidTable.load(sids_path),
-        sids_path=sids_path,
-        data_path=args.run / "data",
-    )
+    dataset, model = load_run_onepass(args.run)
     split = dataset.split("test")
     if args.users:
         split = split.subset(np.arange(min(args.users, len(split))))

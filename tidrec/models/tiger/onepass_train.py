@@ -290,3 +290,24 @@ def load_onepass(
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise InputError(f"{path}: the model in this checkpoint does not load ({reason})") from None
     return model.eval()
+
+
+def load_run_onepass(run: Path) -> tuple[Dataset, OnePassModel]:
+    """A run folder's prepared data and its one-pass ``models/tiger/best.ckpt``, checked against both.
+
+    Raises:
+        InputError: no data, SID table or checkpoint there, or one that does not match the others.
+    """
+    from tidrec.data.dataset import load_dataset
+
+    run = Path(run)
+    dataset = load_dataset(run / "data")
+    sids_path = run / "tokenizer" / "sids.parquet"
+    model = load_onepass(
+        run / "models" / "tiger" / "best.ckpt",
+        dataset_hash=dataset.content_hash,
+        sids=SidTable.load(sids_path),
+        sids_path=sids_path,
+        data_path=run / "data",
+    )
+    return dataset, model
