@@ -7,10 +7,10 @@ Usage (after a run folder holds a one-pass tiger model)::
 
 For each user the model reads the history, then the target's SID is fed teacher-forced: at each
 level, the true code's rank among the codes the trie allows after the true prefix (0 = the model's
-favourite), and its log-probability. Seen items are not excluded here: this looks at the model's
-factorised distribution itself. The item-level rank comes from the exact decoder (every item
-scored), so the table shows how the levels combine into Recall@10. Writes ``level_diagnostic.json``
-and ``.md`` into ``--out``.
+favourite), its log-probability (over the allowed codes alone for a ``--trie-softmax`` model, whose
+mass off the trie means nothing), and the probability on codes the trie does not allow there.
+Seen items are not excluded: this looks at the model's factorised distribution itself. Writes
+``level_diagnostic.json`` and ``.md`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def level_ranks(model, histories, targets, trie) -> tuple[np.ndarray, np.ndarray
             allowed, children = trie.children(depth, int(nodes[user]))
             true = int(tokens[user, depth])
             ranks[user, depth] = int((scores[user, allowed] > scores[user, true]).sum())
-            log_probs[user, depth] = scores[user, true]
+            log_probs[user, depth] = scores[user, true] - (
+                np.logaddexp.reduce(scores[user, allowed]) if model.config.trie_softmax else 0.0
+            )  # a trie-softmax model's probabilities are over the allowed codes alone
             leaked[user, depth] = 1.0 - np.exp(scores[user, allowed]).sum()
             nodes[user] = int(children[np.flatnonzero(allowed == true)[0]])
         feed = tokens[:, depth : depth + 1]
