@@ -354,6 +354,25 @@ def test_trie_softmax_loss_is_the_items_probability_over_the_catalogue(kernel):
                 torch.testing.assert_close(losses[b, t] * levels, -score, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel", ["hf", "blocks"])
+def test_under_the_trie_softmax_the_eos_position_changes_nothing(kernel):
+    model = tiny(seed=4, max_items=4, trie_softmax=True, **VARIANTS["recency"])
+    losses, grads = [], []
+    for eos in (True, False):
+        batch = onepass_batch(SEQUENCES, CATALOGUE, max_items=4, eos=eos)
+        assert batch["decoder_input_ids"].shape[1] == batch["items"].shape[1] * (3 + eos)
+        model.zero_grad()
+        loss = onepass_loss(model, batch, kernel=kernel)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-6, atol=1e-6)
+    for with_eos, without in zip(*grads, strict=True):
+        torch.testing.assert_close(with_eos, without, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="trie softmax"):
+        target_losses(tiny(), onepass_batch(SEQUENCES, CATALOGUE, max_items=4, eos=False))
+
+
 @pytest.mark.parametrize("trie_softmax", [False, True])
 def test_a_tiny_model_learns_the_cycle(trie_softmax):
     dataset = cyclic_dataset(num_users=40)
@@ -364,7 +383,7 @@ def test_a_tiny_model_learns_the_cycle(trie_softmax):
         trie_softmax=trie_softmax,
     )  # fmt: skip
     sequences = [dataset.items[dataset.offsets[u] : dataset.offsets[u + 1]] for u in range(40)]
-    batch = onepass_batch(sequences, sid_tokens, max_items=8)
+    batch = onepass_batch(sequences, sid_tokens, max_items=8, eos=not trie_softmax)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(300):  # 1.0 hit@1 over seeds 0-3, with and without the item table

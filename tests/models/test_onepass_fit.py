@@ -62,6 +62,15 @@ def test_evaluation_reports_certified_lists_and_exact_decoding_agrees(trained):
     assert by_beam == exact
 
 
+def test_the_trie_softmax_trains_through_fit_and_is_kept_in_the_checkpoint(tmp_path):
+    make_run(tmp_path)
+    fit(FitConfig(run=tmp_path, max_epochs=15, trie_softmax=True, **TINY))
+    info = json.loads((tmp_path / "models/tiger/train_info.json").read_text())
+    assert info["best_val_ndcg10"] > 0.8
+    record = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)["tidrec"]
+    assert record["model_config"]["trie_softmax"] is True
+
+
 def test_two_runs_with_one_seed_give_the_same_model(tmp_path):
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:

@@ -287,7 +287,7 @@ def encode_items(model: OnePassModel, items: torch.Tensor) -> torch.Tensor:
 
 
 def onepass_batch(
-    sequences: Sequence[np.ndarray], sid_tokens: np.ndarray, max_items: int
+    sequences: Sequence[np.ndarray], sid_tokens: np.ndarray, max_items: int, *, eos: bool = True
 ) -> dict[str, torch.Tensor]:
     """Training tensors for sequences of item_idx: every position predicts the next item.
 
@@ -298,12 +298,16 @@ def onepass_batch(
         sequences: B arrays of item_idx in time order, each at least 2 long.
         sid_tokens: ``(I, L)`` token ids of every item's SID; item_idx I pads.
         max_items: most inputs per row.
+        eos: end each block with the EOS position; without it blocks hold L tokens
+            (``[PAD, c_1 .. c_{L-1}]`` predicting ``[c_1 .. c_L]``). Under the trie softmax the EOS
+            position's loss and gradient are exactly 0, so it is pure cost there.
 
     Returns:
         ``items`` (B, T) int64 encoder inputs (I on padding); ``targets`` (B, T) int64 next item_idx
         (-1 on padding); ``attention_mask`` (B, T) int64 (1 on real positions);
         ``decoder_input_ids`` (B, T*(L+1)) block t = [PAD (decoder start), c_1 .. c_L of target t];
-        ``labels`` (B, T*(L+1)) block t = [c_1 .. c_L, EOS], -100 for padded targets.
+        ``labels`` (B, T*(L+1)) block t = [c_1 .. c_L, EOS], -100 for padded targets (T*L and no
+        EOS with ``eos=False``).
 
     Raises:
         ValueError: no sequences, one shorter than 2 items, or ``sid_tokens`` not 2D.
@@ -313,7 +317,7 @@ def onepass_batch(
         raise ValueError(f"sid_tokens must be (I, L), got {sid_tokens.shape}")
     if not len(sequences) or min(len(s) for s in sequences) < 2:
         raise ValueError("need at least one sequence, each of at least 2 items (an input and a target)")
-    num_items, num_levels = sid_tokens.shape
+    num_items = sid_tokens.shape[0]
     windows = [np.asarray(s, dtype=np.int64)[-(max_items + 1) :] for s in sequences]
     batch, width = len(windows), max(len(w) for w in windows) - 1
     items = np.full((batch, width), num_items, dtype=np.int64)  # (B, T)
@@ -324,15 +328,20 @@ def onepass_batch(
     real = targets >= 0  # (B, T)
     codes = np.where(real[..., None], sid_tokens[np.maximum(targets, 0)], PAD)  # (B, T, L)
     start = np.full((batch, width, 1), PAD, dtype=np.int64)
-    eos = np.full((batch, width, 1), EOS, dtype=np.int64)
+    end = np.full((batch, width, 1), EOS, dtype=np.int64)
     decoder_in = np.concatenate([start, codes], axis=2)  # (B, T, L+1)
-    labels = np.where(real[..., None], np.concatenate([codes, eos], axis=2), IGNORE)  # (B, T, L+1)
+    labels = np.where(real[..., None], np.concatenate([codes, end], axis=2), IGNORE)  # (B, T, L+1)
+    if not eos:
+        decoder_in, labels = decoder_in[:, :, :-1], labels[:, :, :-1]  # (B, T, L)
+    block_len = decoder_in.shape[2]
     return {
         "items": torch.from_numpy(items),
         "targets": torch.from_numpy(targets),
         "attention_mask": torch.from_numpy(real.astype(np.int64)),
-        "decoder_input_ids": torch.from_numpy(decoder_in.reshape(batch, width * (num_levels + 1))),
-        "labels": torch.from_numpy(labels.reshape(batch, width * (num_levels + 1))),
+        "decoder_input_ids": torch.from_numpy(
+            np.ascontiguousarray(decoder_in).reshape(batch, width * block_len)
+        ),
+        "labels": torch.from_numpy(np.ascontiguousarray(labels).reshape(batch, width * block_len)),
     }
 
 
@@ -344,7 +353,8 @@ and :func:`blockwise_decoder`."""
 def onepass_logits(
     model: OnePassModel, items: torch.Tensor, decoder_input_ids: torch.Tensor, *, kernel: str = "blocks"
 ) -> torch.Tensor:
-    """``(B, T, L+1, V)`` teacher-forced logits of every block, in one encoder and one decoder pass.
+    """``(B, T, L+1, V)`` teacher-forced logits of every block, in one encoder and one decoder pass
+    (``(B, T, L, V)`` for blocks without the EOS position).
 
     Args:
         model: the one-pass model (its mode decides dropout).
@@ -358,8 +368,12 @@ def onepass_logits(
         ValueError: ``decoder_input_ids`` is not ``(B, T*(L+1))``, or an unknown kernel.
     """
     batch, width = items.shape
-    block_len = model.num_levels + 1
-    if decoder_input_ids.shape != (batch, width * block_len):
+    block_len = decoder_input_ids.shape[1] // max(width, 1)
+    if decoder_input_ids.shape != (batch, width * block_len) or block_len not in (
+        model.num_levels,
+        model.num_levels + 1,
+    ):
+        block_len = model.num_levels + 1
         raise ValueError(
             f"decoder_input_ids must be (B, T*(L+1)) = ({batch}, {width * block_len}), "
             f"got {tuple(decoder_input_ids.shape)}"
@@ -472,17 +486,23 @@ def trie_softmax_logits(model: OnePassModel, logits: torch.Tensor, targets: torc
     nodes = paths[torch.where(targets >= 0, targets, model.num_items)]  # (B, T, L + 1)
     levels = [
         children_only(logits[:, :, depth].reshape(-1, vocab), nodes[:, :, depth].reshape(-1), trie, depth)
-        for depth in range(block_len - 1)
+        for depth in range(model.num_levels)
     ]  # L x (B*T, V)
-    eos = torch.full_like(logits[:, :, -1], float("-inf"))
-    eos[..., EOS] = logits[:, :, -1, EOS]  # (B, T, V): EOS is the only continuation of a whole SID
-    return torch.stack([*(level.view(batch, width, vocab) for level in levels), eos], dim=2)
+    levels = [level.view(batch, width, vocab) for level in levels]
+    if block_len > model.num_levels:  # the EOS position: EOS is the only continuation of a whole SID
+        eos = torch.full_like(logits[:, :, -1], float("-inf"))
+        eos[..., EOS] = logits[:, :, -1, EOS]  # (B, T, V)
+        levels.append(eos)
+    return torch.stack(levels, dim=2)
 
 
 def target_losses(
     model: OnePassModel, batch: dict[str, torch.Tensor], *, kernel: str = "blocks"
 ) -> torch.Tensor:
-    """``(B, T)`` each target's mean cross-entropy over its L+1 tokens; 0 on padded targets."""
+    """``(B, T)`` each target's mean cross-entropy over its L+1 tokens; 0 on padded targets.
+
+    Blocks without the EOS position (trie softmax only, where that position's loss is exactly 0)
+    give the same value: their L losses are summed and divided by L + 1."""
     logits = onepass_logits(model, batch["items"], batch["decoder_input_ids"], kernel=kernel)  # (B,T,L+1,V)
     if model.config.trie_softmax:
         logits = trie_softmax_logits(model, logits, batch["targets"])
@@ -490,6 +510,12 @@ def target_losses(
     token_losses = F.cross_entropy(
         logits.flatten(0, 2), labels.flatten(), ignore_index=IGNORE, reduction="none"
     ).view(labels.shape)  # (B*T*(L+1),) -> (B, T, L+1)
+    if labels.shape[2] == model.num_levels:  # no EOS position: its loss would be exactly 0
+        if not model.config.trie_softmax:
+            raise ValueError(
+                "blocks without the EOS position need the trie softmax (EOS is learnt otherwise)"
+            )
+        return token_losses.sum(dim=2) / (model.num_levels + 1)  # (B, T)
     return token_losses.mean(dim=2)  # (B, T)
 
 

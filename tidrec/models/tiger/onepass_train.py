@@ -167,7 +167,10 @@ def data_loaders(
         batch_size=config.batch_size,
         shuffle=True,
         generator=generator,
-        collate_fn=lambda rows: onepass_batch(rows, sid_tokens, config.max_items),
+        # under the trie softmax the EOS position's loss and gradient are exactly 0: skip it
+        collate_fn=lambda rows: onepass_batch(
+            rows, sid_tokens, config.max_items, eos=not config.trie_softmax
+        ),
         num_workers=config.num_workers,
     )
     valid = validation_split(dataset, config)
