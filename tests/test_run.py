@@ -56,7 +56,7 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
         "--tokenizer", "rkmeans", "--levels", "2", "--codebook-size", "3", "--collision-size", "8",
         "--preset", "cpu", "--d-model", "16", "--num-layers", "1", "--num-heads", "2", "--d-ff", "32",
         "--max-epochs", "2", "--batch-size", "16", "--max-len", "8", "--progress", "false",
-        "--models", "tiger", "pop", "sasrec",
+        "--models", "tiger", "pop", "sasrec", "--decoder", "exact", "--max-beam", "64",
     ]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
@@ -64,6 +64,8 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
     saved = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in saved["results"]] == ["tiger", "pop", "sasrec"]
     assert saved["exclude_history"] is True and saved["results"][0]["invalid_rate"] == 0.0
+    assert saved["results"][0]["certified"] == 1.0  # the exact decoder proves every list
+    assert "certified" not in saved["results"][1]  # popularity has nothing to certify
     for path in ("tokenizer/sids.parquet", "models/tiger/best.ckpt", "models/tiger/curves.png", "results.md"):
         assert (out / path).is_file(), path
     for model in ("tiger", "pop", "sasrec"):  # the numbers tidrec.evaluate gives, per model

@@ -21,7 +21,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -65,6 +65,11 @@ class RunConfig(TokenizeConfig, FitConfig):
     """Train every model again (and tokenize again) even when it has saved artifacts."""
     eval_beam_size: int = 20
     """Beams for the generative model's test decoding (>= 20, the list length)."""
+    decoder: Literal["beam", "exact"] = "beam"
+    """The generative model's test decoder: beam search, or exact (widened per user until the list is
+    provably the model's best, at most --max-beam beams). The table reports the certified share."""
+    max_beam: int = 1024
+    """The widest beam the exact decoder may use for one user."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", self.out)
@@ -81,6 +86,7 @@ class RunConfig(TokenizeConfig, FitConfig):
             raise ConfigError(f"--models names a model twice: {' '.join(self.models)}")
         check_range("--k", self.k, at_least=1, at_most=LIST_LENGTH)
         check_range("--eval-beam-size", self.eval_beam_size, at_least=LIST_LENGTH)
+        check_range("--max-beam", self.max_beam, at_least=self.eval_beam_size)
 
     def fit_config(self, model: str) -> FitConfig:
         """The FitConfig of one model: the options it reads that were given; the rest from its preset."""
@@ -146,7 +152,13 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
     from tidrec.metrics import ranking_metrics, standard_errors
 
     recommender = load_recommender(
-        config.run, model, dataset, beam_size=config.eval_beam_size, device=config.device
+        config.run,
+        model,
+        dataset,
+        beam_size=config.eval_beam_size,
+        decoder=config.decoder,
+        max_beam=config.max_beam,
+        device=config.device,
     )
     start = time.perf_counter()
     split = dataset.split("test")
