@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tidrec.errors import ConfigError
-from trie import Trie, constrained_candidates
+from trie import Trie, children_only, constrained_candidates
 
 NEG = float("-inf")
 
@@ -179,3 +179,14 @@ def test_triton_matches_reference_on_cuda():
                 ref.scores[:, :width][finite], got.scores[finite], atol=1e-4, rtol=1e-4
             )
             assert torch.equal(ref.children[:, :width], got.children)
+
+
+def test_children_only_by_hand():
+    # items: (2,4) (2,5) (3,4); vocabulary of 6 tokens; rows at the root, then at nodes (2,) and (3,)
+    trie = Trie.from_codes(np.array([[2, 4], [2, 5], [3, 4]])).to_torch()
+    logits = torch.arange(12, dtype=torch.float32).view(2, 6)
+    inf = float("-inf")
+    root = children_only(logits[:1], torch.tensor([0]), trie, 0)
+    assert root.tolist() == [[inf, inf, 2.0, 3.0, inf, inf]]
+    inner = children_only(logits, torch.tensor([0, 1]), trie, 1)
+    assert inner.tolist() == [[inf, inf, inf, inf, 4.0, 5.0], [inf, inf, inf, inf, 10.0, inf]]
