@@ -7,6 +7,8 @@
 # excluded); ROOT/SETTING.log keeps the output, ROOT/SETTING/results.md the row. The baselines come
 # from `tidrec.compare --run ROOT/base --models pop sasrec ...` on the same data.
 # THREADS (default 1) lets two settings share a 2-core machine; EXTRA adds flags to every fit.
+# ML-1M runs of issue 12: EXTRA="--max-items 200 --max-epochs 8 --val-users 1000" THREADS=2
+#   experiments/onepass_ablation.sh ml-1m runs/ablation-ml1m cb32-recency cb32-recency-ts
 set -euo pipefail
 DATASET=$1 ROOT=$2
 shift 2
@@ -25,6 +27,7 @@ declare -A SETTINGS=(
   [text32-recency]="--item-vectors text --codebook-size 32 |"
   [cooc32-recency]="--item-vectors cooc --codebook-size 32 |"
   [cw2-32-recency]="--item-vectors text+cooc --collab-weight 2 --codebook-size 32 |"
+  [cb32-recency-ts]="--item-vectors text+cooc --codebook-size 32 | --trie-softmax true"
 )
 
 mkdir -p "$ROOT"
