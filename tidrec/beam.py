@@ -226,6 +226,7 @@ def synthetic_workload(config: BeamBenchConfig) -> Workload:
 
         size = SIZES["tiger"]
         vocab = Vocab(level_sizes=level_sizes, user_buckets=0)
+        sid_tokens = vocab.sid_tokens(codes)
         onepass = build_onepass(
             OnePassConfig(
                 **{k: size[k] for k in ("d_model", "num_layers", "num_heads", "d_kv", "d_ff")},
@@ -235,13 +236,13 @@ def synthetic_workload(config: BeamBenchConfig) -> Workload:
                 recency_bias=True,
             ),
             vocab,
-            vocab.sid_tokens(codes),
+            sid_tokens,
         ).eval()
         torch.nn.init.normal_(onepass.recency.weight)  # as a trained bias, not the zeros it starts from
         return Workload(
             onepass.t5,
             vocab,
-            vocab.sid_tokens(codes),
+            sid_tokens,
             histories,
             users,
             config.history,
@@ -584,27 +585,23 @@ def measure_exact(config: BeamBenchConfig, workload: Workload, trie: Trie, model
     for user in tqdm(range(config.exact_users), desc="exact decoding", unit="user", disable=None):
         ids, mask = (t.to(device) for t in workload.batch(1, offset=user))
         exclude = workload.batch_histories(1, offset=user) if config.exclude_history else None
-        results = []
-
-        def run_exact(ids=ids, mask=mask, exclude=exclude, results=results) -> None:
-            results.append(
-                generate.exact_search(
-                    model,
-                    encoder=workload.encoder_state(ids, mask),
-                    trie=trie,
-                    top_k=config.beam_size,
-                    max_beam=config.max_beam,
-                    exclude=exclude,
-                    kernel=config.kernel,
-                    trie_softmax=workload.trie_softmax,
-                )
-            )
-
-        times += time_runs(run_exact, repeats=1, warmup=0, device=device)
-        result = results[-1]
+        _sync(device)
+        start = time.perf_counter()
+        result = generate.exact_search(
+            model,
+            encoder=workload.encoder_state(ids, mask),
+            trie=trie,
+            top_k=config.beam_size,
+            max_beam=config.max_beam,
+            exclude=exclude,
+            kernel=config.kernel,
+            trie_softmax=workload.trie_softmax,
+        )
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000)
         beams.append(int(result.beams[0]))
-        first.append(beams[-1] == config.beam_size)
         certified.append(bool(result.certified[0]))
+        first.append(beams[-1] == config.beam_size and certified[-1])
     return {
         "users": config.exact_users,
         "max_beam": config.max_beam,
