@@ -128,10 +128,19 @@ def evaluate(
         desc=f"evaluate {model_name} ({split})" if progress else None,
     )
     seconds = time.perf_counter() - start
-    metrics = {**ranking_metrics(ranked, data.targets), **list_metrics(ranked, data.targets, dataset)}
-    if certified is not None:
-        metrics["certified"] = float(certified.mean()) if len(certified) else 1.0
+    metrics = {
+        **ranking_metrics(ranked, data.targets),
+        **list_metrics(ranked, data.targets, dataset),
+        **certified_share(certified),
+    }
     return EvalResult(model_name, dataset.name, split, exclude_history, len(data), metrics, seconds)
+
+
+def certified_share(certified: np.ndarray | None) -> dict[str, float]:
+    """``{"certified": share of lists provably the model's best}``, or {} for a model that cannot say."""
+    if certified is None:
+        return {}
+    return {"certified": float(certified.mean()) if len(certified) else 1.0}
 
 
 def rank_users(

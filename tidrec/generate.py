@@ -297,9 +297,9 @@ def beam_search(
             per_row = candidates.scores.shape[1]
             flat = candidates.scores.view(batch, beams * per_row)  # (B, Kc * per_row)
             scores, pick = flat.topk(min(beam_size, beams * per_row), dim=1)  # (B, K)
-            dropped = torch.maximum(
-                dropped, pruned_bound(flat, pick, candidates.scores, nodes, torch_trie, depth)
-            )
+            # every candidate not kept bounds what lies below it; a row's children beyond the K + 1
+            # returned score at most its (K + 1)-th, which is never kept: the unkept ones cover all
+            dropped = torch.maximum(dropped, flat.scatter(1, pick, float("-inf")).amax(dim=1))
             tokens = candidates.tokens.view(batch, -1).gather(1, pick)
             nodes = candidates.children.view(batch, -1).gather(1, pick)
             if depth + 1 < trie.depth:  # the last step's cache is not needed
@@ -320,32 +320,6 @@ def beam_search(
         certified=scores[:, top_k - 1] >= dropped,
         beams=torch.full((batch,), beam_size, dtype=torch.long, device=device),
     )
-
-
-def pruned_bound(
-    flat: torch.Tensor, pick: torch.Tensor, row_scores: torch.Tensor, nodes: torch.Tensor, trie, depth: int
-) -> torch.Tensor:
-    """``(B,)`` an upper bound on the score of every continuation one beam step dropped.
-
-    Dropped are the candidates not picked, and the children a row's top-``per_row`` did not return
-    (only a node with more children than ``per_row`` has them; each scores at most the row's lowest
-    returned candidate). With ``per_row`` one more than the beams kept, that lowest candidate is
-    never picked, so the bound is the best candidate not picked: tight, not merely safe.
-
-    Args:
-        flat: ``(B, Kc * per_row)`` every user's candidate scores (-inf for none).
-        pick: ``(B, K)`` the candidates kept.
-        row_scores: ``(B * Kc, per_row)`` the same scores, one row per beam.
-        nodes: ``(B, Kc)`` the beams' trie nodes at ``depth``.
-        trie: the :class:`~trie.trie.TorchTrie`.
-        depth: the depth of ``nodes``.
-    """
-    not_picked = flat.scatter(1, pick, float("-inf")).amax(dim=1)  # (B,)
-    indptr = trie.indptr[depth]
-    rows = nodes.reshape(-1)  # (B*Kc,)
-    fanout = indptr[rows + 1] - indptr[rows]  # (B*Kc,)
-    unreturned = torch.where(fanout > row_scores.shape[1], row_scores.amin(dim=1), float("-inf"))  # (B*Kc,)
-    return torch.maximum(not_picked, unreturned.view(flat.shape[0], -1).amax(dim=1))
 
 
 def select_users(encoder: EncoderState, rows: torch.Tensor) -> EncoderState:

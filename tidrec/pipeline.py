@@ -148,7 +148,14 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
     Recall/NDCG at 5, 10 and 20 and MRR, standard errors, invalid-item rate, and coverage,
     serendipity and novelty at ``config.k``: the numbers ``tidrec.evaluate`` gives for the same model.
     """
-    from tidrec.evaluate import EvalResult, list_metrics, load_recommender, rank_users, save_result
+    from tidrec.evaluate import (
+        EvalResult,
+        certified_share,
+        list_metrics,
+        load_recommender,
+        rank_users,
+        save_result,
+    )
     from tidrec.metrics import ranking_metrics, standard_errors
 
     recommender = load_recommender(
@@ -169,9 +176,8 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
         **ranking_metrics(ranked, targets),
         **list_metrics(ranked, targets, dataset, at=config.k),
         **standard_errors(ranked, targets, k=config.k),
+        **certified_share(certified),
     }
-    if certified is not None:
-        metrics["certified"] = float(certified.mean()) if len(certified) else 1.0
     result = EvalResult(model, dataset.name, "test", config.exclude_history, len(targets), metrics, seconds)
     save_result(result, config.run / "models" / model / "eval")
     return {"model": model, **metrics, "eval_seconds": round(seconds, 2)}

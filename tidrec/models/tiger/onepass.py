@@ -368,14 +368,11 @@ def onepass_logits(
         ValueError: ``decoder_input_ids`` is not ``(B, T*(L+1))``, or an unknown kernel.
     """
     batch, width = items.shape
-    block_len = decoder_input_ids.shape[1] // max(width, 1)
-    if decoder_input_ids.shape != (batch, width * block_len) or block_len not in (
-        model.num_levels,
-        model.num_levels + 1,
-    ):
-        block_len = model.num_levels + 1
+    block_len = decoder_input_ids.shape[1] // max(width, 1)  # L + 1, or L without the EOS position
+    levels = model.num_levels
+    if decoder_input_ids.shape != (batch, width * block_len) or block_len not in (levels, levels + 1):
         raise ValueError(
-            f"decoder_input_ids must be (B, T*(L+1)) = ({batch}, {width * block_len}), "
+            f"decoder_input_ids must be (B, T*(L+1)) = ({batch}, {width * (levels + 1)}) or (B, T*L), "
             f"got {tuple(decoder_input_ids.shape)}"
         )
     if kernel not in KERNELS:
