@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tidrec.generate import decoder_step, self_attention_bias
+from tidrec.generate import decoder_hidden, self_attention_bias
 from tidrec.io import write_json, write_text
 from tidrec.models.tiger.onepass import decoder_state, history_batch
 from tidrec.models.tiger.onepass_train import load_run_onepass
+from trie import children_only
 
 
 @torch.inference_mode()
@@ -43,9 +44,20 @@ def level_ranks(model, histories, targets, trie) -> tuple[np.ndarray, np.ndarray
     log_probs = np.zeros((users, levels))
     leaked = np.zeros((users, levels))
     nodes = np.zeros(users, dtype=np.int64)
+    torch_trie, vectors = trie.to_torch(tokens.device), model.node_vectors()
     for depth in range(levels):
-        logits, cache = decoder_step(model.t5, feed, encoder, cache, bias)  # (U, 1, V)
-        scores = logits[:, 0].log_softmax(-1).numpy()  # (U, V)
+        hidden, cache = decoder_hidden(model.t5, feed, encoder, cache, bias)  # (U, 1, D)
+        logits = model.t5.lm_head(hidden[:, 0])  # (U, V)
+        if vectors is not None:  # node vectors score only the allowed codes: the rest stay -inf
+            logits = children_only(
+                logits,
+                torch.from_numpy(nodes),
+                torch_trie,
+                depth,
+                hidden=hidden[:, 0],
+                node_vectors=vectors[depth],
+            )
+        scores = logits.log_softmax(-1).numpy()  # (U, V)
         for user in range(users):
             allowed, children = trie.children(depth, int(nodes[user]))
             true = int(tokens[user, depth])

@@ -172,13 +172,15 @@ def test_run_from_a_one_pass_checkpoint_matches_hf_generate(tmp_path):
     assert results["hf"]["identical_topk_rows"] == 1.0 and results["hf"]["max_abs_score_diff"] < 1e-4
 
 
-def test_a_trie_softmax_checkpoint_is_decoded_its_way_and_not_compared_with_hf(tmp_path, capsys):
+@pytest.mark.parametrize("nodes", [False, True])
+def test_a_trie_softmax_checkpoint_is_decoded_its_way_and_not_compared_with_hf(tmp_path, capsys, nodes):
     from tests.tiger_fixtures import make_run
     from tidrec.fit import FitConfig, fit
 
     make_run(tmp_path, num_users=16)
     tiny = dict(preset="cpu", d_model=32, num_layers=1, num_heads=2, d_ff=64, max_items=4, batch_size=8)
-    fit(FitConfig(run=tmp_path, max_epochs=1, progress=False, device="cpu", trie_softmax=True, **tiny))
+    tiny |= dict(trie_softmax=True, node_embeddings=nodes)
+    fit(FitConfig(run=tmp_path, max_epochs=1, progress=False, device="cpu", **tiny))
     argv = [
         "--checkpoint",
         str(tmp_path / "models/tiger/best.ckpt"),

@@ -144,6 +144,11 @@ class Workload:
         """Whether the model decodes with each step normalised over the trie's allowed tokens."""
         return self.onepass is not None and self.onepass.config.trie_softmax
 
+    @property
+    def node_vectors(self) -> list[torch.Tensor] | None:
+        """A one-pass model's per-node output vectors (numbered as the trie of ``sid_tokens``), or None."""
+        return None if self.onepass is None else self.onepass.node_vectors()
+
     def batch(self, size: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder inputs of ``size`` users starting at ``offset`` (cycling): SID tokens, or for a one-pass
         model the history's item_idx (one per item)."""
@@ -496,7 +501,7 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
         encoder = workload.encoder_state(ids, mask)
         return generate.beam_search(
             model, encoder=encoder, trie=trie, beam_size=K, kernel=kernel, exclude=exclude,
-            trie_softmax=workload.trie_softmax,
+            trie_softmax=workload.trie_softmax, node_vectors=workload.node_vectors,
         )  # fmt: skip
 
     def floor(ids, mask):
@@ -596,6 +601,7 @@ def measure_exact(config: BeamBenchConfig, workload: Workload, trie: Trie, model
             exclude=exclude,
             kernel=config.kernel,
             trie_softmax=workload.trie_softmax,
+            node_vectors=workload.node_vectors,
         )
         _sync(device)
         times.append((time.perf_counter() - start) * 1000)

@@ -52,6 +52,10 @@ class FitConfig(TrainConfig):
     trie_softmax: bool | None = None
     """Generative model, onepass: normalise each SID token over the codes the catalogue allows after
     its prefix, in training and decoding (preset: false)."""
+    node_embeddings: bool | None = None
+    """Generative model, onepass, with --trie-softmax: a learned output vector per trie node (each SID
+    prefix, down to the item), added to its code's output embedding: a hierarchical softmax whose
+    last level is an item-id output embedding (preset: false)."""
     attention_dropout: float | None = None
     """Generative model, onepass: dropout on attention weights (unset: --dropout, as T5). On CPU it
     costs about 3x the attention itself (the masks of every (query, key) score)."""
@@ -139,6 +143,8 @@ class FitConfig(TrainConfig):
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), at_least=0)
         if self.beam_size < 10:
             raise ConfigError(f"--beam-size must be >= 10 (validation reports NDCG@10), got {self.beam_size}")
+        if self.node_embeddings and not self.trie_softmax:
+            raise ConfigError("--node-embeddings true needs --trie-softmax true (nodes score only children)")
 
 
 GENERIC = frozenset(

@@ -11,6 +11,7 @@ final layer norm, ``d_model ** -0.5`` output scaling when ``config.scale_decoder
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,7 +139,20 @@ def decoder_step(
     cache: DecoderCache | None,
     position_bias: torch.Tensor,
 ) -> tuple[torch.Tensor, DecoderCache]:
-    """One decoder position for every beam of every user.
+    """One decoder position for every beam of every user: ``(B, K, V)`` next-token logits and the
+    extended cache (:func:`decoder_hidden`, then the LM head)."""
+    hidden, cache = decoder_hidden(model, tokens, encoder, cache, position_bias)
+    return model.lm_head(hidden), cache  # (B, K, V)
+
+
+def decoder_hidden(
+    model: T5ForConditionalGeneration,
+    tokens: torch.Tensor,
+    encoder: EncoderState,
+    cache: DecoderCache | None,
+    position_bias: torch.Tensor,
+) -> tuple[torch.Tensor, DecoderCache]:
+    """One decoder position for every beam of every user, up to the LM head.
 
     Args:
         model: the T5 model (eval mode).
@@ -148,7 +162,7 @@ def decoder_step(
         position_bias: ``(H, T, T)`` from :func:`self_attention_bias`, T > this position.
 
     Returns:
-        ``(B, K, V)`` next-token logits and the cache extended by this position.
+        ``(B, K, D)`` final decoder states (the LM head's input) and the cache extended by this position.
     """
     batch, beams = tokens.shape
     step = cache.length if cache is not None else 0
@@ -189,7 +203,7 @@ def decoder_step(
     hidden = model.decoder.final_layer_norm(hidden)
     if model.config.scale_decoder_outputs:
         hidden = hidden * (model.config.d_model**-0.5)
-    return model.lm_head(hidden), DecoderCache(new_keys, new_values)  # (B, K, V)
+    return hidden, DecoderCache(new_keys, new_values)  # (B, K, D)
 
 
 def exclusion_tables(
@@ -218,6 +232,7 @@ def beam_search(
     exclude: list[np.ndarray] | None = None,
     kernel: str = "torch",
     trie_softmax: bool = False,
+    node_vectors: Sequence[torch.Tensor] | None = None,
 ) -> BeamResult:
     """Each user's ``top_k`` best catalogue items under ``model``, by summed token log-probability.
 
@@ -243,13 +258,17 @@ def beam_search(
         trie_softmax: normalise each step's distribution over the tokens the trie allows after the
             beam's prefix (:func:`trie.mask.children_only`), for a model trained that way; else over
             the whole vocabulary, as HF ``generate`` does.
+        node_vectors: per depth d, ``(n_{d+1}, D)`` output vectors of the trie's nodes at depth
+            d + 1, for a model with node embeddings (needs ``trie_softmax``; see
+            :func:`trie.mask.children_only`). They must be numbered as ``trie``'s nodes.
 
     Returns:
         :class:`BeamResult` with ``(B, top_k)`` item_idx (-1 padded) and log-probabilities.
 
     Raises:
-        ValueError: bad shapes, ``top_k > beam_size``, a trie whose sequences differ in length, or
-            not exactly one of ``input_ids`` and ``encoder``.
+        ValueError: bad shapes, ``top_k > beam_size``, a trie whose sequences differ in length,
+            not exactly one of ``input_ids`` and ``encoder``, or node vectors without the trie
+            softmax or not matching the trie's node counts.
     """
     top_k = beam_size if top_k is None else top_k
     if beam_size < 1 or not 1 <= top_k <= beam_size:
@@ -260,6 +279,8 @@ def beam_search(
         raise ValueError("pass exactly one of input_ids (with attention_mask) and encoder")
     if input_ids is not None and attention_mask is None:
         raise ValueError("input_ids needs its attention_mask")
+    if node_vectors is not None:
+        check_node_vectors(node_vectors, trie, trie_softmax)
     batched = input_ids if encoder is None else encoder.cross_bias  # (B, ...) on the model's device
     device = batched.device
     torch_trie = trie.to_torch(device)
@@ -279,11 +300,19 @@ def beam_search(
         dropped = torch.full((batch,), float("-inf"), device=device)  # best score the search pruned
         cache = None
         for depth in range(trie.depth):
-            logits, cache = decoder_step(model, tokens, encoder, cache, position_bias)  # (B, Kc, V)
+            hidden, cache = decoder_hidden(model, tokens, encoder, cache, position_bias)  # (B, Kc, D)
             beams = tokens.shape[1]
-            logits = logits.reshape(batch * beams, -1)  # (B*Kc, V)
+            hidden = hidden.reshape(batch * beams, -1)  # (B*Kc, D)
+            logits = model.lm_head(hidden)  # (B*Kc, V)
             if trie_softmax:
-                logits = children_only(logits, nodes.reshape(-1), torch_trie, depth)
+                logits = children_only(
+                    logits,
+                    nodes.reshape(-1),
+                    torch_trie,
+                    depth,
+                    hidden=None if node_vectors is None else hidden,
+                    node_vectors=None if node_vectors is None else node_vectors[depth],
+                )
             candidates = constrained_candidates(
                 logits,
                 scores.reshape(-1),
@@ -322,6 +351,19 @@ def beam_search(
     )
 
 
+def check_node_vectors(node_vectors: Sequence[torch.Tensor], trie: Trie, trie_softmax: bool) -> None:
+    """Raise ValueError unless ``node_vectors`` hold one row per node of ``trie`` at depths 1..L and
+    the search normalises over the trie (node vectors score only a prefix's children)."""
+    if not trie_softmax:
+        raise ValueError("node_vectors need trie_softmax=True (they score only a prefix's children)")
+    counts = [len(tokens) for tokens in trie.tokens]
+    if [len(v) for v in node_vectors] != counts:
+        raise ValueError(
+            f"node_vectors hold {[len(v) for v in node_vectors]} nodes per depth, the trie {counts}: "
+            "they belong to another catalogue's trie"
+        )
+
+
 def select_users(encoder: EncoderState, rows: torch.Tensor) -> EncoderState:
     """The encoder state of the users ``rows`` (an int64 index), in that order."""
     return EncoderState(
@@ -345,6 +387,7 @@ def exact_search(
     exclude: list[np.ndarray] | None = None,
     kernel: str = "torch",
     trie_softmax: bool = False,
+    node_vectors: Sequence[torch.Tensor] | None = None,
 ) -> BeamResult:
     """Each user's provably best ``top_k`` items: beam search, widened for the users it cannot certify.
 
@@ -376,7 +419,7 @@ def exact_search(
             model.train(was_training)
     result = beam_search(
         model, encoder=encoder, trie=trie, beam_size=width, top_k=top_k, exclude=exclude, kernel=kernel,
-        trie_softmax=trie_softmax,
+        trie_softmax=trie_softmax, node_vectors=node_vectors,
     )  # fmt: skip
     items, scores = result.item_idx.clone(), result.log_probs.clone()
     certified, beams = result.certified.clone(), result.beams.clone()
@@ -392,6 +435,7 @@ def exact_search(
             exclude=None if exclude is None else [exclude[r] for r in rows.tolist()],
             kernel=kernel,
             trie_softmax=trie_softmax,
+            node_vectors=node_vectors,
         )
         items[rows], scores[rows] = wider.item_idx, wider.log_probs
         certified[rows], beams[rows] = wider.certified, width
@@ -415,6 +459,7 @@ def decode(
     exclude: list[np.ndarray] | None = None,
     kernel: str = "torch",
     trie_softmax: bool = False,
+    node_vectors: Sequence[torch.Tensor] | None = None,
 ) -> BeamResult:
     """:func:`beam_search` or :func:`exact_search` (starting from ``beam_size`` beams) by name.
 
@@ -431,10 +476,12 @@ def decode(
             exclude=exclude,
             kernel=kernel,
             trie_softmax=trie_softmax,
+            node_vectors=node_vectors,
         )
     if decoder == "exact":
         return exact_search(
             model, encoder=encoder, trie=trie, top_k=top_k, beam_size=beam_size,
             max_beam=max(max_beam, beam_size), exclude=exclude, kernel=kernel, trie_softmax=trie_softmax,
+            node_vectors=node_vectors,
         )  # fmt: skip
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")

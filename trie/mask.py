@@ -177,18 +177,34 @@ def _compiled_gather():
     return _COMPILED[0]
 
 
-def children_only(logits: torch.Tensor, nodes: torch.Tensor, trie: TorchTrie, depth: int) -> torch.Tensor:
+def children_only(
+    logits: torch.Tensor,
+    nodes: torch.Tensor,
+    trie: TorchTrie,
+    depth: int,
+    *,
+    hidden: torch.Tensor | None = None,
+    node_vectors: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``logits`` with every token that is not a child of the row's node set to -inf.
 
     A log-softmax of the result is the model's distribution renormalised over the tokens the trie
     allows after that prefix (the "trie softmax"), so no probability is spent on codes that lead to
-    no item.
+    no item. With ``node_vectors`` each child's logit also gains ``hidden . node_vectors[child]``:
+    an output vector of its own per trie node, so the distribution over a prefix's children is not
+    bound to the code tokens that every prefix shares (a hierarchical softmax).
 
     Args:
         logits: ``(N, V)`` next-token logits.
         nodes: ``(N,)`` int64 trie node of each row at ``depth``.
         trie: the trie's tensors on the logits' device.
         depth: the depth of ``nodes``.
+        hidden: ``(N, D)`` the decoder states ``logits`` came from (with ``node_vectors``).
+        node_vectors: ``(n_{depth+1}, D)`` one vector per node at ``depth + 1`` (the trie's edges
+            out of ``depth``).
+
+    Raises:
+        ValueError: only one of ``hidden`` and ``node_vectors``, or either of the wrong shape.
     """
     indptr, tokens = trie.indptr[depth], trie.tokens[depth]
     start = indptr[nodes]  # (N,)
@@ -196,8 +212,21 @@ def children_only(logits: torch.Tensor, nodes: torch.Tensor, trie: TorchTrie, de
     offsets = torch.arange(max(trie.max_fanout[depth], 1), device=logits.device)  # (F,)
     valid = offsets[None, :] < degree[:, None]  # (N, F)
     edge = torch.where(valid, start[:, None] + offsets[None, :], 0)  # (N, F)
+    edge = edge.clamp(max=max(len(tokens) - 1, 0))
     vocab = logits.shape[1]
-    child_tokens = torch.where(valid, tokens[edge.clamp(max=max(len(tokens) - 1, 0))], vocab)  # (N, F)
-    allowed = torch.zeros((len(logits), vocab + 1), dtype=torch.bool, device=logits.device)
-    allowed = allowed.scatter_(1, child_tokens, True)[:, :vocab]  # column V collects the padding
-    return logits.masked_fill(~allowed, float("-inf"))
+    child_tokens = torch.where(valid, tokens[edge], vocab)  # (N, F)
+    if (hidden is None) != (node_vectors is None):
+        raise ValueError("pass both hidden and node_vectors, or neither")
+    if node_vectors is None:
+        allowed = torch.zeros((len(logits), vocab + 1), dtype=torch.bool, device=logits.device)
+        allowed = allowed.scatter_(1, child_tokens, True)[:, :vocab]  # column V collects the padding
+        return logits.masked_fill(~allowed, float("-inf"))
+    if hidden.shape != (len(logits), node_vectors.shape[1]) or len(node_vectors) != len(tokens):
+        raise ValueError(
+            f"hidden must be ({len(logits)}, D) and node_vectors ({len(tokens)}, D) at depth {depth}, "
+            f"got {tuple(hidden.shape)} and {tuple(node_vectors.shape)}"
+        )
+    own = torch.einsum("nd,nfd->nf", hidden.to(node_vectors.dtype), node_vectors[edge])  # (N, F)
+    child = logits.gather(1, child_tokens.clamp(max=vocab - 1)) + own.to(logits.dtype)  # (N, F)
+    out = torch.full((len(logits), vocab + 1), float("-inf"), dtype=logits.dtype, device=logits.device)
+    return out.scatter_(1, child_tokens, child.masked_fill(~valid, float("-inf")))[:, :vocab]

@@ -31,6 +31,7 @@ from tidrec.models.tiger.onepass import (
     target_losses,
 )
 from tidrec.vocab import EOS, PAD, Vocab
+from trie import Trie
 
 VOCAB = Vocab(level_sizes=(4, 3, 2), user_buckets=0)
 EVERY_SID = VOCAB.sid_tokens(np.array([(a, b, c) for a in range(4) for b in range(3) for c in range(2)]))
@@ -336,9 +337,18 @@ def test_generate_takes_exactly_one_encoder_input():
         cross_attention_state(model.t5, torch.zeros(2, 3, 32), torch.ones(2, 4))
 
 
-@pytest.mark.parametrize("kernel", ["hf", "blocks"])
-def test_trie_softmax_loss_is_the_items_probability_over_the_catalogue(kernel):
-    model = tiny(seed=3, max_items=4, trie_softmax=True, **VARIANTS["recency"])
+def with_nodes(model):
+    """Node vectors start at zero (the plain trie softmax): make them matter."""
+    for vectors in model.node_embeddings:
+        torch.nn.init.normal_(vectors, std=0.5)
+    return model
+
+
+@pytest.mark.parametrize("kernel, nodes", [("hf", False), ("blocks", False), ("blocks", True)])
+def test_trie_softmax_loss_is_the_items_probability_over_the_catalogue(kernel, nodes):
+    model = tiny(seed=3, max_items=4, trie_softmax=True, node_embeddings=nodes, **VARIANTS["recency"])
+    if nodes:
+        with_nodes(model)
     batch = onepass_batch(SEQUENCES, CATALOGUE, max_items=4)
     with torch.no_grad():
         losses = target_losses(model, batch, kernel=kernel)  # (B, T): mean over L codes + EOS
@@ -373,14 +383,34 @@ def test_under_the_trie_softmax_the_eos_position_changes_nothing(kernel):
         target_losses(tiny(), onepass_batch(SEQUENCES, CATALOGUE, max_items=4, eos=False))
 
 
-@pytest.mark.parametrize("trie_softmax", [False, True])
-def test_a_tiny_model_learns_the_cycle(trie_softmax):
+def test_node_vectors_change_scores_and_must_fit_the_trie():
+    plain = tiny(seed=3, max_items=4, trie_softmax=True, **VARIANTS["recency"])
+    model = tiny(seed=3, max_items=4, trie_softmax=True, node_embeddings=True, **VARIANTS["recency"])
+    counts = [len(tokens) for tokens in model.trie().tokens]
+    assert [len(v) for v in model.node_vectors()] == counts  # one vector per node at depths 1..L
+    assert counts[-1] == len(CATALOGUE)  # the last level's nodes are the items
+    histories = [np.array([3, 1, 4]), np.array([2])]
+    before = recommend(model, histories, beam_size=10)  # zero vectors: the plain trie softmax
+    torch.testing.assert_close(before.log_probs, recommend(plain, histories, beam_size=10).log_probs)
+    with_nodes(model)
+    after = recommend(model, histories, beam_size=10)
+    assert not torch.allclose(before.log_probs, after.log_probs)
+    torch.testing.assert_close(after.log_probs.exp().sum(1), torch.ones(2))
+    other = Trie.from_codes(CATALOGUE[:7])
+    with pytest.raises(ValueError, match="another catalogue's trie"):
+        recommend(model, histories, beam_size=5, trie=other)
+    with pytest.raises(ValueError, match="need trie_softmax"):
+        OnePassConfig(node_embeddings=True)
+
+
+@pytest.mark.parametrize("trie_softmax, nodes", [(False, False), (True, False), (True, True)])
+def test_a_tiny_model_learns_the_cycle(trie_softmax, nodes):
     dataset = cyclic_dataset(num_users=40)
     vocab = Vocab(level_sizes=(3, 4), user_buckets=0)
     sid_tokens = vocab.sid_tokens(cyclic_sids(dataset).codes)  # (12, 2)
     model = tiny(
         seed=0, vocab=vocab, sid_tokens=sid_tokens, d_model=32, num_layers=1, num_decoder_layers=1,
-        trie_softmax=trie_softmax,
+        trie_softmax=trie_softmax, node_embeddings=nodes,
     )  # fmt: skip
     sequences = [dataset.items[dataset.offsets[u] : dataset.offsets[u + 1]] for u in range(40)]
     batch = onepass_batch(sequences, sid_tokens, max_items=8, eos=not trie_softmax)

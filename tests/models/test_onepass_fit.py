@@ -9,6 +9,7 @@ import torch
 from tiger_fixtures import make_run
 
 from tidrec import evaluate
+from tidrec.errors import ConfigError
 from tidrec.fit import FitConfig, fit, resolve_config
 
 TINY = dict(
@@ -62,13 +63,20 @@ def test_evaluation_reports_certified_lists_and_exact_decoding_agrees(trained):
     assert by_beam == exact
 
 
-def test_the_trie_softmax_trains_through_fit_and_is_kept_in_the_checkpoint(tmp_path):
+@pytest.mark.parametrize("nodes", [False, True])
+def test_the_trie_softmax_trains_through_fit_and_is_kept_in_the_checkpoint(tmp_path, nodes):
     make_run(tmp_path)
-    fit(FitConfig(run=tmp_path, max_epochs=15, trie_softmax=True, **TINY))
+    fit(FitConfig(run=tmp_path, max_epochs=15, trie_softmax=True, node_embeddings=nodes, **TINY))
     info = json.loads((tmp_path / "models/tiger/train_info.json").read_text())
     assert info["best_val_ndcg10"] > 0.8
     record = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)["tidrec"]
     assert record["model_config"]["trie_softmax"] is True
+    assert record["model_config"]["node_embeddings"] is nodes
+
+
+def test_node_embeddings_need_the_trie_softmax(tmp_path):
+    with pytest.raises(ConfigError, match="--node-embeddings true needs --trie-softmax true"):
+        FitConfig(run=tmp_path, model="tiger", node_embeddings=True)
 
 
 def test_two_runs_with_one_seed_give_the_same_model(tmp_path):

@@ -171,6 +171,7 @@ SPEC = register(
                 "recency_bias",
                 "attention_dropout",
                 "trie_softmax",
+                "node_embeddings",
                 "windows",
             }
         ),

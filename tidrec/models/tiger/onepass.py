@@ -92,6 +92,12 @@ class OnePassConfig:
     model then spends no probability on code tuples that lead to no item (a full-vocabulary model
     leaked about 20 % of the third level's mass there on ML-100K,
     experiments/results/level_diagnostic_ml100k)."""
+    node_embeddings: bool = False
+    """Give every trie node (each SID prefix, down to the item itself) a learned output vector of its
+    own, added to its code token's output embedding when the decoder scores a prefix's children: a
+    hierarchical softmax whose last level is an item-id output embedding, as SASRec's is. Code tokens
+    alone must serve every prefix that shares them, so the decoder has to learn each prefix's
+    meaning. Needs ``trie_softmax``."""
 
     def __post_init__(self) -> None:
         for name in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff", "max_items"):
@@ -101,6 +107,8 @@ class OnePassConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.node_embeddings and not self.trie_softmax:
+            raise ValueError("node_embeddings need trie_softmax (they score only a prefix's children)")
 
 
 class OnePassModel(nn.Module):
@@ -153,6 +161,12 @@ class OnePassModel(nn.Module):
         self.recency = nn.Embedding(RECENCY_BUCKETS, config.num_heads) if config.recency_bias else None
         if self.recency is not None:
             nn.init.zeros_(self.recency.weight)  # starts as plain cross-attention
+        self.node_embeddings = None
+        if config.node_embeddings:
+            counts = [len(tokens) for tokens in self.trie().tokens]  # nodes at depths 1..L
+            self.node_embeddings = nn.ParameterList(
+                nn.Parameter(torch.zeros(count, config.d_model)) for count in counts
+            )  # zeros: training starts from the code tokens' output embeddings alone
 
     @property
     def num_items(self) -> int:
@@ -167,6 +181,11 @@ class OnePassModel(nn.Module):
     def trie(self) -> Trie:
         """The trie over every real item's SID tokens (rows are item_idx)."""
         return Trie.from_codes(self.sid_tokens[:-1].cpu().numpy())
+
+    def node_vectors(self) -> list[torch.Tensor] | None:
+        """Per depth d, ``(n_{d+1}, D)`` the output vectors of :meth:`trie`'s nodes at depth d + 1
+        (None without ``config.node_embeddings``)."""
+        return None if self.node_embeddings is None else list(self.node_embeddings)
 
     def trie_paths(self) -> tuple[TorchTrie, torch.Tensor]:
         """The trie on the model's device and ``(I + 1, L + 1)`` each item's node at every depth
@@ -377,14 +396,11 @@ def onepass_logits(
         )
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel == "blocks":
+        return model.t5.lm_head(onepass_hidden(model, items, decoder_input_ids))  # (B, T, L+1, V)
     hidden = encode_items(model, items)  # (B, T, D)
     dtype, device = hidden.dtype, hidden.device
     cross_bias = block_cross_bias(model, width, block_len, width, dtype=dtype)  # (1, H or 1, Q, T)
-    if kernel == "blocks":
-        logits = blockwise_decoder(
-            model.t5, decoder_input_ids, hidden, block_len=block_len, cross_bias=cross_bias
-        )  # (B, Q, V)
-        return logits.view(batch, width, block_len, -1)  # (B, T*(L+1), V) -> (B, T, L+1, V)
     out = model.t5(
         encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
         attention_mask=cross_bias,  # (1, H or 1, Q, T): HF adds a 4D float mask to the scores as it is
@@ -395,6 +411,19 @@ def onepass_logits(
     return out.logits.view(batch, width, block_len, -1)  # (B, T*(L+1), V) -> (B, T, L+1, V)
 
 
+def onepass_hidden(model: OnePassModel, items: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+    """``(B, T, L+1, D)`` the final decoder states of every block (the LM head's input), through
+    :func:`blockwise_hidden`; shapes as :func:`onepass_logits`."""
+    batch, width = items.shape
+    block_len = decoder_input_ids.shape[1] // max(width, 1)
+    hidden = encode_items(model, items)  # (B, T, D)
+    cross_bias = block_cross_bias(model, width, block_len, width, dtype=hidden.dtype)  # (1, H or 1, Q, T)
+    states = blockwise_hidden(
+        model.t5, decoder_input_ids, hidden, block_len=block_len, cross_bias=cross_bias
+    )  # (B, Q, D)
+    return states.view(batch, width, block_len, -1)  # (B, T*(L+1), D) -> (B, T, L+1, D)
+
+
 def blockwise_decoder(
     t5: T5ForConditionalGeneration,
     decoder_input_ids: torch.Tensor,
@@ -403,7 +432,22 @@ def blockwise_decoder(
     block_len: int,
     cross_bias: torch.Tensor,
 ) -> torch.Tensor:
-    """``(B, Q, V)`` T5's decoder over ``Q / block_len`` independent blocks, self-attending within each.
+    """``(B, Q, V)`` logits of :func:`blockwise_hidden`'s states."""
+    return t5.lm_head(
+        blockwise_hidden(t5, decoder_input_ids, hidden, block_len=block_len, cross_bias=cross_bias)
+    )
+
+
+def blockwise_hidden(
+    t5: T5ForConditionalGeneration,
+    decoder_input_ids: torch.Tensor,
+    hidden: torch.Tensor,
+    *,
+    block_len: int,
+    cross_bias: torch.Tensor,
+) -> torch.Tensor:
+    """``(B, Q, D)`` final states (the LM head's input) of T5's decoder over ``Q / block_len``
+    independent blocks, self-attending within each.
 
     The same computation as HF's decoder under :func:`block_causal_mask` and :func:`block_cross_bias`, on
     the model's own modules (as :func:`tidrec.generate.decoder_step`): self-attention runs on
@@ -466,23 +510,40 @@ def blockwise_decoder(
     x = decoder.dropout(decoder.final_layer_norm(x))
     if t5.config.scale_decoder_outputs:
         x = x * (t5.config.d_model**-0.5)
-    return t5.lm_head(x)  # (B, Q, V)
+    return x  # (B, Q, D)
 
 
-def trie_softmax_logits(model: OnePassModel, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def trie_softmax_logits(
+    model: OnePassModel, logits: torch.Tensor, targets: torch.Tensor, hidden: torch.Tensor | None = None
+) -> torch.Tensor:
     """``(B, T, L+1, V)`` teacher-forced logits with every token the trie does not allow after the
     target's true prefix set to -inf (the last position allows only EOS).
 
     Args:
-        model: the one-pass model (its trie).
+        model: the one-pass model (its trie, and its node embeddings if it has them).
         logits: ``(B, T, L+1, V)`` from :func:`onepass_logits`.
         targets: ``(B, T)`` next item_idx, -1 on padding.
+        hidden: ``(B, T, L+1, D)`` the states ``logits`` came from (:func:`onepass_hidden`);
+            needed by a model with node embeddings.
+
+    Raises:
+        ValueError: a model with node embeddings and no ``hidden``.
     """
     trie, paths = model.trie_paths()
     batch, width, block_len, vocab = logits.shape
     nodes = paths[torch.where(targets >= 0, targets, model.num_items)]  # (B, T, L + 1)
+    vectors = model.node_vectors()
+    if vectors is not None and hidden is None:
+        raise ValueError("a model with node embeddings needs the decoder states (hidden)")
     levels = [
-        children_only(logits[:, :, depth].reshape(-1, vocab), nodes[:, :, depth].reshape(-1), trie, depth)
+        children_only(
+            logits[:, :, depth].reshape(-1, vocab),
+            nodes[:, :, depth].reshape(-1),
+            trie,
+            depth,
+            hidden=None if vectors is None else hidden[:, :, depth].reshape(batch * width, -1),
+            node_vectors=None if vectors is None else vectors[depth],
+        )
         for depth in range(model.num_levels)
     ]  # L x (B*T, V)
     levels = [level.view(batch, width, vocab) for level in levels]
@@ -500,9 +561,16 @@ def target_losses(
 
     Blocks without the EOS position (trie softmax only, where that position's loss is exactly 0)
     give the same value: their L losses are summed and divided by L + 1."""
-    logits = onepass_logits(model, batch["items"], batch["decoder_input_ids"], kernel=kernel)  # (B,T,L+1,V)
+    hidden = None
+    if model.node_embeddings is not None:
+        if kernel != "blocks":
+            raise ValueError("a model with node embeddings trains with the 'blocks' kernel")
+        hidden = onepass_hidden(model, batch["items"], batch["decoder_input_ids"])  # (B, T, L+1, D)
+        logits = model.t5.lm_head(hidden)  # (B, T, L+1, V)
+    else:
+        logits = onepass_logits(model, batch["items"], batch["decoder_input_ids"], kernel=kernel)
     if model.config.trie_softmax:
-        logits = trie_softmax_logits(model, logits, batch["targets"])
+        logits = trie_softmax_logits(model, logits, batch["targets"], hidden)
     labels = batch["labels"].view(logits.shape[:3])  # (B, T*(L+1)) -> (B, T, L+1)
     token_losses = F.cross_entropy(
         logits.flatten(0, 2), labels.flatten(), ignore_index=IGNORE, reduction="none"
@@ -592,6 +660,7 @@ def recommend(
             exclude=exclude,
             kernel=kernel,
             trie_softmax=model.config.trie_softmax,
+            node_vectors=model.node_vectors(),
         )
     finally:
         model.train(was_training)

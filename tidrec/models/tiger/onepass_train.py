@@ -53,6 +53,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         recency_bias=bool(config.recency_bias),
         attention_dropout=config.attention_dropout,
         trie_softmax=bool(config.trie_softmax),
+        node_embeddings=bool(config.node_embeddings),
     )
 
 
