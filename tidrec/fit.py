@@ -56,6 +56,19 @@ class FitConfig(TrainConfig):
     """Generative model, onepass, with --trie-softmax: a learned output vector per trie node (each SID
     prefix, down to the item), added to its code's output embedding: a hierarchical softmax whose
     last level is an item-id output embedding (preset: false)."""
+    objective: Literal["next", "masked", "mixed", "pretrain"] | None = None
+    """Generative model, onepass: next (every position's next item, causal encoder), masked (GenRec's
+    masked items: bidirectional encoder, a mask appended at inference), mixed (next + --masked-weight
+    x masked each step), or pretrain (GenRec's schedule: --pretrain-epochs of masked items into
+    models/tiger/pretrain, then next-item fine-tuning from its best weights) (preset: next)."""
+    mask_rate: float | None = None
+    """Generative model, masked/mixed/pretrain: share of each sequence's items masked, at least one
+    (preset: 0.2, BERT4Rec's ML-1M rate; GenRec does not state one)."""
+    masked_weight: float | None = None
+    """Generative model, mixed: the masked loss's weight (preset: 1)."""
+    pretrain_epochs: int | None = None
+    """Generative model, pretrain: epochs of masked-item pre-training before --max-epochs of
+    next-item fine-tuning (preset: 10)."""
     attention_dropout: float | None = None
     """Generative model, onepass: dropout on attention weights (unset: --dropout, as T5). On CPU it
     costs about 3x the attention itself (the masks of every (query, key) score)."""
@@ -138,6 +151,9 @@ class FitConfig(TrainConfig):
         check_range("--dropout", self.dropout, at_least=0, below=1)
         check_range("--attention-dropout", self.attention_dropout, at_least=0, below=1)
         check_range("--d-kv", self.d_kv, at_least=1)
+        check_range("--mask-rate", self.mask_rate, above=0, below=1)
+        check_range("--masked-weight", self.masked_weight, at_least=0)
+        check_range("--pretrain-epochs", self.pretrain_epochs, at_least=1)
         models.get(self.model)  # an unknown model is one line listing the registered ones
         for name in ("positions_per_user", "user_buckets", "lr_plateau_patience"):
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), at_least=0)

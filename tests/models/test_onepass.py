@@ -20,10 +20,12 @@ from tidrec.models.tiger.onepass import (
     block_cross_bias,
     build_onepass,
     cross_attention_bias,
+    decoder_blocks,
     encode_items,
     encoder_embeddings,
     encoder_mask,
     history_batch,
+    masked_batch,
     onepass_batch,
     onepass_logits,
     onepass_loss,
@@ -426,3 +428,81 @@ def test_a_tiny_model_learns_the_cycle(trie_softmax, nodes):
     top = recommend(model, histories, beam_size=4, top_k=1).item_idx[:, 0].numpy()
     assert loss.item() < 0.1
     assert (top == truth).mean() > 0.95
+
+
+def masked_model(seed: int = 5, **sizes):
+    model = tiny(seed=seed, objective="masked", trie_softmax=True, **VARIANTS["recency"], **sizes)
+    torch.nn.init.normal_(model.masked_recency.weight, std=2.0)  # zeros at first: make it matter
+    return model
+
+
+def test_masks_are_seeded_and_leave_the_sequences_alone():
+    rows = [s.copy() for s in SEQUENCES]
+    first = masked_batch(rows, CATALOGUE, max_items=4, rate=0.3, rng=np.random.default_rng(7))
+    again = masked_batch(rows, CATALOGUE, max_items=4, rate=0.3, rng=np.random.default_rng(7))
+    for name, value in first.items():
+        assert torch.equal(value, again[name]), name
+    assert (first["masked"].sum(1) >= 1).all()  # at least one masked item per sequence
+    for row, window in enumerate(s[-5:] for s in SEQUENCES):
+        real = first["attention_mask"][row].bool()
+        positions = first["positions"][row][real]
+        assert torch.equal(first["targets"][row][real], torch.from_numpy(window)[positions])
+        assert torch.equal(torch.nonzero(first["masked"][row]).squeeze(1), positions)
+        assert int(first["key_mask"][row].sum()) == len(window)
+    # the masks are drawn from copies: the next-item examples of the same rows are untouched
+    for row, sequence in zip(rows, SEQUENCES, strict=True):
+        assert np.array_equal(row, sequence)
+    plain = onepass_batch(SEQUENCES, CATALOGUE, max_items=4)
+    for name, value in onepass_batch(rows, CATALOGUE, max_items=4).items():
+        assert torch.equal(value, plain[name]), name
+
+
+def test_a_mask_at_the_end_is_what_inference_decodes():
+    """A masked model's loss on a sequence whose last item is masked is minus that item's
+    log-probability when the history is served (a mask appended, read bidirectionally)."""
+    model = masked_model()
+    for sequence in SEQUENCES:
+        window = sequence[-5:]
+        targets = np.array([[window[-1]]])
+        batch = {
+            "items": torch.from_numpy(window[None]),
+            "masked": torch.from_numpy(np.arange(len(window)) == len(window) - 1)[None],
+            "key_mask": torch.ones(1, len(window), dtype=torch.long),
+            "positions": torch.tensor([[len(window) - 1]]),
+            "targets": torch.from_numpy(targets),
+            "attention_mask": torch.ones(1, 1, dtype=torch.long),
+            **decoder_blocks(targets, CATALOGUE, eos=False),
+        }
+        with torch.no_grad():
+            loss = target_losses(model, batch)[0, 0] * (CATALOGUE.shape[1] + 1)
+        every = recommend(model, [window[:-1]], beam_size=len(CATALOGUE))
+        torch.testing.assert_close(every.log_probs.exp().sum(), torch.tensor(1.0))
+        score = every.log_probs[0, every.item_idx[0].tolist().index(int(window[-1]))]
+        torch.testing.assert_close(loss, -score, rtol=1e-5, atol=1e-5)
+
+
+def test_a_tiny_model_recovers_masked_items_of_a_fixed_pattern():
+    dataset = cyclic_dataset(num_users=40)
+    vocab = Vocab(level_sizes=(3, 4), user_buckets=0)
+    sid_tokens = vocab.sid_tokens(cyclic_sids(dataset).codes)  # (12, 2)
+    model = tiny(
+        seed=0, vocab=vocab, sid_tokens=sid_tokens, num_layers=1, num_decoder_layers=1, objective="masked",
+        trie_softmax=True, recency=True, hybrid=True,
+    )  # fmt: skip
+    sequences = [dataset.items[dataset.offsets[u] : dataset.offsets[u + 1]] for u in range(40)]
+    rng = np.random.default_rng(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(300):
+        batch = masked_batch(sequences, sid_tokens, max_items=8, rate=0.3, rng=rng, eos=False)
+        loss = onepass_loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():  # masks anywhere in fresh sequences: the neighbours give the item away
+        fresh = masked_batch(sequences, sid_tokens, max_items=8, rate=0.3, rng=rng, eos=False)
+        assert onepass_loss(model, fresh).item() < 0.1
+    histories = [s[:-1] for s in sequences]
+    top = recommend(model, histories, beam_size=4, top_k=1).item_idx[:, 0].numpy()
+    assert (top == np.array([s[-1] for s in sequences])).mean() > 0.95

@@ -74,6 +74,39 @@ def test_the_trie_softmax_trains_through_fit_and_is_kept_in_the_checkpoint(tmp_p
     assert record["model_config"]["node_embeddings"] is nodes
 
 
+@pytest.mark.parametrize("objective", ["masked", "mixed"])
+def test_the_masked_objectives_train_through_fit(tmp_path, objective):
+    make_run(tmp_path)
+    # masking a fifth of the items gives a fifth of next-item's targets per step: more epochs
+    fit(FitConfig(run=tmp_path, max_epochs=40, objective=objective, trie_softmax=True, **TINY))
+    info = json.loads((tmp_path / "models/tiger/train_info.json").read_text())
+    assert info["best_val_ndcg10"] > 0.8  # a masked model decodes the mask appended after the history
+    record = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)["tidrec"]
+    assert record["model_config"]["objective"] == objective
+
+
+def test_pretraining_then_fine_tuning_runs_both_stages(tmp_path):
+    make_run(tmp_path)
+    fit(FitConfig(run=tmp_path, max_epochs=3, objective="pretrain", pretrain_epochs=6, **TINY))
+    pretrain = json.loads((tmp_path / "models/tiger/pretrain/train_info.json").read_text())
+    info = json.loads((tmp_path / "models/tiger/train_info.json").read_text())
+    assert pretrain["epochs"] == 6 and info["epochs"] == 3
+    assert info["train_seconds"] >= info["pretrain_seconds"] == pretrain["train_seconds"]
+    masked = torch.load(tmp_path / "models/tiger/pretrain/best.ckpt", weights_only=True)
+    tuned = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)
+    assert masked["tidrec"]["model_config"]["objective"] == "masked"
+    assert tuned["tidrec"]["model_config"]["objective"] == "next"
+    assert "model.mask_embedding" in masked["state_dict"]
+    assert "model.mask_embedding" not in tuned["state_dict"]
+    assert info["best_val_ndcg10"] > 0.8
+
+
+def test_the_masked_objective_needs_the_one_pass_recipe(tmp_path):
+    make_run(tmp_path)
+    with pytest.raises(ConfigError, match="--objective masked needs --recipe onepass"):
+        fit(FitConfig(run=tmp_path, max_epochs=1, recipe="examples", objective="masked", **TINY))
+
+
 def test_node_embeddings_need_the_trie_softmax(tmp_path):
     with pytest.raises(ConfigError, match="--node-embeddings true needs --trie-softmax true"):
         FitConfig(run=tmp_path, model="tiger", node_embeddings=True)

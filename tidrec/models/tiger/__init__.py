@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tidrec.errors import ConfigError
 from tidrec.models import LoadRequest, ModelSpec, register
 
 if TYPE_CHECKING:
@@ -50,6 +51,10 @@ def onepass_preset(size: str) -> dict[str, Any]:
         "item_id_embedding": True,
         "recency_bias": True,
         "windows": "last",
+        "objective": "next",
+        "mask_rate": 0.2,
+        "masked_weight": 1.0,
+        "pretrain_epochs": 10,
         "lr": 1e-3,
         "batch_size": 8 if size == "cpu" else 32,
         "max_epochs": 15 if size == "cpu" else 30,
@@ -95,6 +100,8 @@ def fit(config: FitConfig, dataset: Dataset) -> Path:
     from tidrec.models.tiger.train import load_sids
 
     sids = load_sids(config.run, dataset)
+    if config.recipe != "onepass" and config.objective not in (None, "next"):
+        raise ConfigError(f"--objective {config.objective} needs --recipe onepass")
     if config.recipe == "onepass":
         from tidrec.models.tiger.onepass_train import fit_onepass
 
@@ -172,6 +179,10 @@ SPEC = register(
                 "attention_dropout",
                 "trie_softmax",
                 "node_embeddings",
+                "objective",
+                "mask_rate",
+                "masked_weight",
+                "pretrain_epochs",
                 "windows",
             }
         ),

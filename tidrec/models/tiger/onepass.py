@@ -55,6 +55,9 @@ RECENCY_BUCKETS = 32
 """Distance buckets of the recency bias: 16 exact distances (0..15), then 16 log-spaced up to 128."""
 RECENCY_MAX_DISTANCE = 128
 """Distances from this on share the last bucket."""
+OBJECTIVES = ("next", "masked", "mixed")
+"""Training objectives of :class:`OnePassConfig` (GenRec's pre-train-then-fine-tune schedule is
+``masked`` followed by ``next``, run by ``tidrec.fit --objective pretrain``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,6 +101,21 @@ class OnePassConfig:
     hierarchical softmax whose last level is an item-id output embedding, as SASRec's is. Code tokens
     alone must serve every prefix that shares them, so the decoder has to learn each prefix's
     meaning. Needs ``trie_softmax``."""
+    objective: str = "next"
+    """What training predicts (:data:`OBJECTIVES`): ``next`` every position's next item through the
+    causal encoder; ``masked`` GenRec's masked items (a bidirectional encoder reads the sequence with
+    some items replaced by a learned mask vector, and the decoder emits every masked item's SID; at
+    inference a mask is appended after the history); ``mixed`` both losses each step
+    (``next + masked_weight * masked``), serving as ``next``."""
+    mask_rate: float = 0.2
+    """``masked``/``mixed``: the share of a sequence's items masked (at least one per sequence)."""
+    masked_weight: float = 1.0
+    """``mixed``: the masked loss's weight."""
+
+    @property
+    def bidirectional(self) -> bool:
+        """Whether inference reads the history with a bidirectional encoder and an appended mask."""
+        return self.objective == "masked"
 
     def __post_init__(self) -> None:
         for name in ("d_model", "num_layers", "num_decoder_layers", "num_heads", "d_kv", "d_ff", "max_items"):
@@ -107,6 +125,12 @@ class OnePassConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
+        if self.masked_weight < 0:
+            raise ValueError(f"masked_weight must be >= 0, got {self.masked_weight}")
         if self.node_embeddings and not self.trie_softmax:
             raise ValueError("node_embeddings need trie_softmax (they score only a prefix's children)")
 
@@ -161,6 +185,13 @@ class OnePassModel(nn.Module):
         self.recency = nn.Embedding(RECENCY_BUCKETS, config.num_heads) if config.recency_bias else None
         if self.recency is not None:
             nn.init.zeros_(self.recency.weight)  # starts as plain cross-attention
+        masks = config.objective != "next"
+        self.mask_embedding = nn.Parameter(torch.randn(config.d_model) * 0.02) if masks else None
+        self.masked_recency = (
+            nn.Embedding(RECENCY_BUCKETS, config.num_heads) if masks and config.recency_bias else None
+        )  # bidirectional buckets: half before the masked position, half after
+        if self.masked_recency is not None:
+            nn.init.zeros_(self.masked_recency.weight)
         self.node_embeddings = None
         if config.node_embeddings:
             counts = [len(tokens) for tokens in self.trie().tokens]  # nodes at depths 1..L
@@ -268,9 +299,64 @@ def block_cross_bias(
     return cross_attention_bias(model, latest, length, dtype=dtype)
 
 
+def masked_cross_bias(
+    model: OnePassModel,
+    positions: torch.Tensor,
+    key_mask: torch.Tensor,
+    block_len: int,
+    *,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """``(B, H or 1, M * block_len, S)`` cross-attention bias of the blocks decoding masked items.
+
+    Block m reads every real encoder position (the encoder is bidirectional); with
+    ``config.recency_bias`` each gets the learned bias of its offset ``s - positions[m]`` (T5's
+    bidirectional buckets), which is how a block knows which masked item it decodes.
+
+    Args:
+        model: the one-pass model.
+        positions: ``(B, M)`` int64 encoder position of each masked item.
+        key_mask: ``(B, S)`` 1 on real encoder positions.
+        block_len: decoder tokens per block.
+        dtype: the model's float dtype.
+    """
+    mask = additive_mask(key_mask.bool(), dtype)[:, None, None, :]  # (B, 1, 1, S)
+    if model.masked_recency is None:
+        return mask.expand(-1, -1, positions.shape[1] * block_len, -1)  # (B, 1, Q, S)
+    offset = torch.arange(key_mask.shape[1], device=positions.device) - positions[..., None]  # (B, M, S)
+    buckets = T5Attention._relative_position_bucket(
+        offset, bidirectional=True, num_buckets=RECENCY_BUCKETS, max_distance=RECENCY_MAX_DISTANCE
+    )  # (B, M, S)
+    bias = model.masked_recency(buckets).to(dtype).permute(0, 3, 1, 2)  # (B, M, S, H) -> (B, H, M, S)
+    return mask + bias.repeat_interleave(block_len, dim=2)  # (B, H, M * block_len, S)
+
+
+def append_mask(
+    items: torch.Tensor, attention_mask: torch.Tensor, num_items: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded histories with a mask slot after each one's last item (the masked objective's
+    query at inference): ``(items, masked, key_mask)`` of width S + 1 and ``(B,)`` the slots."""
+    batch, width = items.shape
+    lengths = attention_mask.sum(dim=1)  # (B,)
+    pad = torch.full((batch, 1), num_items, dtype=items.dtype, device=items.device)
+    items = torch.cat([items, pad], dim=1)  # (B, S + 1)
+    slot = torch.arange(width + 1, device=items.device)[None, :] == lengths[:, None]  # (B, S + 1)
+    key_mask = (torch.arange(width + 1, device=items.device)[None, :] <= lengths[:, None]).long()
+    return items, slot, key_mask, lengths
+
+
 def decoder_state(model: OnePassModel, items: torch.Tensor, attention_mask: torch.Tensor) -> EncoderState:
     """What every beam-search step needs for right-padded histories: the causal encoder run once,
-    cross-attention keys/values, and the bias of a query predicting after each history's last item."""
+    cross-attention keys/values, and the bias of a query predicting after each history's last item.
+
+    A model trained on masked items alone (``config.bidirectional``) reads each history with a mask
+    appended, bidirectionally, and decodes the masked slot."""
+    if model.config.bidirectional:
+        items, masked, key_mask, slots = append_mask(items, attention_mask, model.num_items)
+        hidden = encode_items(model, items, masked=masked, key_mask=key_mask)  # (B, S + 1, D)
+        state = cross_attention_state(model.t5, hidden, key_mask)
+        bias = masked_cross_bias(model, slots[:, None], key_mask, 1, dtype=hidden.dtype)  # (B, H, 1, S+1)
+        return dataclasses.replace(state, cross_bias=bias)
     hidden = encode_items(model, items)  # (B, S, D)
     state = cross_attention_state(model.t5, hidden, attention_mask)
     latest = attention_mask.sum(dim=1, keepdim=True) - 1  # (B, 1)
@@ -279,15 +365,18 @@ def decoder_state(model: OnePassModel, items: torch.Tensor, attention_mask: torc
     )  # bias (B, H or 1, 1, S)
 
 
-def encoder_embeddings(model: OnePassModel, items: torch.Tensor) -> torch.Tensor:
+def encoder_embeddings(
+    model: OnePassModel, items: torch.Tensor, masked: torch.Tensor | None = None
+) -> torch.Tensor:
     """``(B, S, D)`` one encoder token per item: its L code embeddings summed (+ its item embedding).
 
     Args:
         model: the one-pass model.
         items: ``(B, S)`` item_idx; ``model.num_items`` is padding.
+        masked: optional ``(B, S)`` bool; those positions read the learned mask vector instead.
 
     Raises:
-        ValueError: ``items`` is not 2D.
+        ValueError: ``items`` is not 2D, or ``masked`` for a model without a mask vector.
     """
     if items.ndim != 2:
         raise ValueError(f"items must be (B, S), got {tuple(items.shape)}")
@@ -295,13 +384,32 @@ def encoder_embeddings(model: OnePassModel, items: torch.Tensor) -> torch.Tensor
     embeds = model.t5.get_input_embeddings()(tokens).sum(dim=2)  # (B, S, L, D) -> (B, S, D)
     if model.item_embedding is not None:
         embeds = embeds + model.item_embedding(items)  # (B, S, D)
+    if masked is not None:
+        if model.mask_embedding is None:
+            raise ValueError("this model has no mask vector (objective 'next')")
+        embeds = torch.where(masked[..., None], model.mask_embedding.to(embeds.dtype), embeds)
     return embeds
 
 
-def encode_items(model: OnePassModel, items: torch.Tensor) -> torch.Tensor:
-    """``(B, S, D)`` causal encoder states of right-padded histories: position s has read items <= s."""
-    embeds = encoder_embeddings(model, items)  # (B, S, D)
-    mask = encoder_mask(items.shape[1], dtype=embeds.dtype, device=embeds.device)  # (1, 1, S, S)
+def encode_items(
+    model: OnePassModel,
+    items: torch.Tensor,
+    *,
+    masked: torch.Tensor | None = None,
+    key_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``(B, S, D)`` encoder states of right-padded histories.
+
+    Causal by default (position s has read items <= s); with ``key_mask`` (``(B, S)``, 1 on real
+    positions) bidirectional over the real positions, as the masked objective reads a sequence
+    whose ``masked`` positions hold the mask vector.
+    """
+    embeds = encoder_embeddings(model, items, masked)  # (B, S, D)
+    if key_mask is None:
+        mask = encoder_mask(items.shape[1], dtype=embeds.dtype, device=embeds.device)  # (1, 1, S, S)
+    else:
+        length = items.shape[1]
+        mask = additive_mask(key_mask.bool(), embeds.dtype)[:, None, None, :].expand(-1, 1, length, -1)
     return model.t5.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state  # (B, S, D)
 
 
@@ -344,6 +452,21 @@ def onepass_batch(
     for row, window in enumerate(windows):
         items[row, : len(window) - 1] = window[:-1]
         targets[row, : len(window) - 1] = window[1:]
+    return {
+        "items": torch.from_numpy(items),
+        "targets": torch.from_numpy(targets),
+        "attention_mask": torch.from_numpy((targets >= 0).astype(np.int64)),
+        **decoder_blocks(targets, sid_tokens, eos=eos),
+    }
+
+
+def decoder_blocks(targets: np.ndarray, sid_tokens: np.ndarray, *, eos: bool) -> dict[str, torch.Tensor]:
+    """``decoder_input_ids`` and ``labels`` (``(B, T * block)``) of one decoder block per target.
+
+    Block t reads ``[PAD (decoder start), c_1 .. c_L]`` of ``targets[:, t]`` and is labelled
+    ``[c_1 .. c_L, EOS]`` (the last token dropped from both without ``eos``); -100 on padded
+    targets (-1)."""
+    batch, width = targets.shape
     real = targets >= 0  # (B, T)
     codes = np.where(real[..., None], sid_tokens[np.maximum(targets, 0)], PAD)  # (B, T, L)
     start = np.full((batch, width, 1), PAD, dtype=np.int64)
@@ -354,14 +477,84 @@ def onepass_batch(
         decoder_in, labels = decoder_in[:, :, :-1], labels[:, :, :-1]  # (B, T, L)
     block_len = decoder_in.shape[2]
     return {
-        "items": torch.from_numpy(items),
-        "targets": torch.from_numpy(targets),
-        "attention_mask": torch.from_numpy(real.astype(np.int64)),
         "decoder_input_ids": torch.from_numpy(
             np.ascontiguousarray(decoder_in).reshape(batch, width * block_len)
         ),
         "labels": torch.from_numpy(np.ascontiguousarray(labels).reshape(batch, width * block_len)),
     }
+
+
+def masked_batch(
+    sequences: Sequence[np.ndarray],
+    sid_tokens: np.ndarray,
+    max_items: int,
+    *,
+    rate: float,
+    rng: np.random.Generator,
+    eos: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Training tensors of the masked objective: some items of each sequence hidden, each to be decoded.
+
+    Each sequence keeps its last ``max_items + 1`` items (the windows :func:`onepass_batch` reads);
+    each item is masked with probability ``rate``, at least one per sequence, drawn from ``rng``
+    (so a seeded generator gives the same masks).
+
+    Returns:
+        ``items`` (B, S) int64 item_idx (I on padding; masked positions keep their item, which the
+        mask vector replaces); ``masked`` (B, S) bool; ``key_mask`` (B, S) int64 1 on real positions;
+        ``positions`` (B, M) int64 each masked item's position (0 on padding); ``targets`` (B, M) its
+        item_idx (-1 on padding); ``attention_mask`` (B, M) 1 on real targets; and the decoder
+        blocks of the targets (:func:`decoder_blocks`).
+
+    Raises:
+        ValueError: no sequences, an empty one, or ``sid_tokens`` not 2D.
+    """
+    sid_tokens = np.asarray(sid_tokens, dtype=np.int64)
+    if sid_tokens.ndim != 2:
+        raise ValueError(f"sid_tokens must be (I, L), got {sid_tokens.shape}")
+    if not len(sequences) or min(len(s) for s in sequences) < 1:
+        raise ValueError("need at least one sequence, none empty")
+    windows = [np.asarray(s, dtype=np.int64)[-(max_items + 1) :] for s in sequences]
+    batch, width = len(windows), max(len(w) for w in windows)
+    items = np.full((batch, width), sid_tokens.shape[0], dtype=np.int64)  # (B, S)
+    masked = np.zeros((batch, width), dtype=bool)
+    chosen = []
+    for row, window in enumerate(windows):
+        items[row, : len(window)] = window
+        hide = np.flatnonzero(rng.random(len(window)) < rate)
+        if not len(hide):
+            hide = rng.integers(len(window), size=1)
+        masked[row, hide] = True
+        chosen.append(hide)
+    most = max(len(h) for h in chosen)
+    positions = np.zeros((batch, most), dtype=np.int64)  # (B, M)
+    targets = np.full((batch, most), -1, dtype=np.int64)  # (B, M)
+    for row, hide in enumerate(chosen):
+        positions[row, : len(hide)] = hide
+        targets[row, : len(hide)] = items[row, hide]
+    return {
+        "items": torch.from_numpy(items),
+        "masked": torch.from_numpy(masked),
+        "key_mask": torch.from_numpy((items < sid_tokens.shape[0]).astype(np.int64)),
+        "positions": torch.from_numpy(positions),
+        "targets": torch.from_numpy(targets),
+        "attention_mask": torch.from_numpy((targets >= 0).astype(np.int64)),
+        **decoder_blocks(targets, sid_tokens, eos=eos),
+    }
+
+
+def masked_hidden(model: OnePassModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(B, M, block, D)`` final decoder states of a :func:`masked_batch`'s blocks: the bidirectional
+    encoder over the sequence with its masked items hidden, then one decoder block per masked item."""
+    positions = batch["positions"]
+    width = positions.shape[1]
+    block_len = batch["decoder_input_ids"].shape[1] // max(width, 1)
+    hidden = encode_items(model, batch["items"], masked=batch["masked"], key_mask=batch["key_mask"])
+    bias = masked_cross_bias(model, positions, batch["key_mask"], block_len, dtype=hidden.dtype)
+    states = blockwise_hidden(
+        model.t5, batch["decoder_input_ids"], hidden, block_len=block_len, cross_bias=bias
+    )  # (B, Q, D)
+    return states.view(positions.shape[0], width, block_len, -1)  # (B, M, block, D)
 
 
 KERNELS = ("hf", "blocks")
@@ -562,7 +755,10 @@ def target_losses(
     Blocks without the EOS position (trie softmax only, where that position's loss is exactly 0)
     give the same value: their L losses are summed and divided by L + 1."""
     hidden = None
-    if model.node_embeddings is not None:
+    if "positions" in batch:  # a masked-item batch (masked_batch)
+        hidden = masked_hidden(model, batch)  # (B, M, block, D)
+        logits = model.t5.lm_head(hidden)
+    elif model.node_embeddings is not None:
         if kernel != "blocks":
             raise ValueError("a model with node embeddings trains with the 'blocks' kernel")
         hidden = onepass_hidden(model, batch["items"], batch["decoder_input_ids"])  # (B, T, L+1, D)

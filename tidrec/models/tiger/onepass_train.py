@@ -11,6 +11,7 @@ search with the user's seen items excluded (as the comparison table does) and re
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,15 @@ from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import InputError
 from tidrec.metrics import ranking_metrics
 from tidrec.model import warmup_cosine_adamw
-from tidrec.models.tiger.onepass import OnePassConfig, OnePassModel, build_onepass, onepass_batch, recommend
-from tidrec.training import finish_fit, make_trainer, resume_checkpoint, validation_split
+from tidrec.models.tiger.onepass import (
+    OnePassConfig,
+    OnePassModel,
+    build_onepass,
+    masked_batch,
+    onepass_batch,
+    recommend,
+)
+from tidrec.training import TRAIN_INFO, finish_fit, make_trainer, resume_checkpoint, validation_split
 from tidrec.vocab import Vocab
 from tokenizer.sid_table import SidTable
 
@@ -54,6 +62,9 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         attention_dropout=config.attention_dropout,
         trie_softmax=bool(config.trie_softmax),
         node_embeddings=bool(config.node_embeddings),
+        objective=config.objective or "next",
+        mask_rate=config.mask_rate if config.mask_rate is not None else 0.2,
+        masked_weight=config.masked_weight if config.masked_weight is not None else 1.0,
     )
 
 
@@ -96,12 +107,19 @@ class OnePassModule(L.LightningModule):
             self._trie = self.model.trie()
         return self._trie
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> torch.Tensor:
+        """``batch`` holds a ``next`` (:func:`onepass_batch`) and/or a ``masked`` (:func:`masked_batch`)
+        batch of the same users, as the objective asks; their losses add (masked weighted in ``mixed``)."""
         from tidrec.models.tiger.onepass import onepass_loss
 
-        loss = onepass_loss(self.model, batch)
-        targets = int(batch["attention_mask"].sum())
+        losses = {name: onepass_loss(self.model, part) for name, part in batch.items()}
+        weight = self.config.masked_weight if self.config.objective == "mixed" else 1.0
+        loss = sum(value * (weight if name == "masked" else 1.0) for name, value in losses.items())
+        targets = sum(int(part["attention_mask"].sum()) for part in batch.values())
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=targets)
+        if len(losses) > 1:
+            for name, value in losses.items():
+                self.log(f"train/{name}_loss", value, on_step=False, on_epoch=True, batch_size=targets)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, batch_size=targets)
         return loss
 
@@ -163,15 +181,25 @@ def data_loaders(
     if len(windows) == 0:
         raise InputError(f"dataset {dataset.name!r}: no training sequence has two items")
     generator = torch.Generator().manual_seed(config.seed)
+    masks = np.random.default_rng(config.seed)  # one stream of masks per run: a seed repeats them
+    objective = config.objective or "next"
+    eos = not config.trie_softmax  # under the trie softmax the EOS position's loss and gradient are 0
+
+    def collate(rows: list[np.ndarray]) -> dict[str, dict[str, torch.Tensor]]:
+        batch = {}
+        if objective in ("next", "mixed"):
+            batch["next"] = onepass_batch(rows, sid_tokens, config.max_items, eos=eos)
+        if objective in ("masked", "mixed"):
+            rate = config.mask_rate if config.mask_rate is not None else 0.2
+            batch["masked"] = masked_batch(rows, sid_tokens, config.max_items, rate=rate, rng=masks, eos=eos)
+        return batch
+
     train = DataLoader(
         windows,
         batch_size=config.batch_size,
         shuffle=True,
         generator=generator,
-        # under the trie softmax the EOS position's loss and gradient are exactly 0: skip it
-        collate_fn=lambda rows: onepass_batch(
-            rows, sid_tokens, config.max_items, eos=not config.trie_softmax
-        ),
+        collate_fn=collate,
         num_workers=config.num_workers,
     )
     valid = validation_split(dataset, config)
@@ -185,8 +213,58 @@ def data_loaders(
 
 
 def fit_onepass(config: FitConfig, dataset: Dataset, sids: SidTable) -> Path:
-    """Train the one-pass model of a resolved config; return best.ckpt."""
+    """Train the one-pass model of a resolved config; return best.ckpt.
+
+    ``--objective pretrain`` trains in two stages, each with its own validation, early stopping and
+    checkpoints: ``pretrain_epochs`` of masked items into ``models/<model>/pretrain/``, then
+    ``max_epochs`` of next-item fine-tuning from that stage's best weights.
+    """
     out_dir = config.run / "models" / config.model
+    if config.objective != "pretrain":
+        return train_stage(config, dataset, sids, out_dir)
+    masked = dataclasses.replace(config, objective="masked", max_epochs=config.pretrain_epochs)
+    pretrained = train_stage(masked, dataset, sids, out_dir / "pretrain")
+    info = json.loads((out_dir / "pretrain" / TRAIN_INFO).read_text())
+    resume = bool(config.resume) and (out_dir / "last.ckpt").exists()
+    fine_tune = dataclasses.replace(config, objective="next", resume=resume)
+    return train_stage(
+        fine_tune,
+        dataset,
+        sids,
+        out_dir,
+        init=None if resume else pretrained,
+        pretrain_seconds=float(info["train_seconds"]),
+    )
+
+
+def initial_weights(model: OnePassModel, path: Path) -> None:
+    """Load a pre-trained one-pass checkpoint's weights into ``model`` (the mask vector and its bias,
+    which a next-item model does not have, are left out).
+
+    Raises:
+        InputError: unreadable or unsafe file, or weights that do not fit the model.
+    """
+    state = {k.removeprefix("model."): v for k, v in read_checkpoint(path)["state_dict"].items()}
+    state = {k: v for k, v in state.items() if not k.startswith(("mask_embedding", "masked_recency"))}
+    try:
+        model.load_state_dict(state, strict=model.mask_embedding is None)
+    except RuntimeError as error:
+        reason = str(error).splitlines()[0][:120]
+        raise InputError(f"{path}: pre-trained weights do not fit ({reason})") from None
+
+
+def train_stage(
+    config: FitConfig,
+    dataset: Dataset,
+    sids: SidTable,
+    out_dir: Path,
+    *,
+    init: Path | None = None,
+    pretrain_seconds: float = 0.0,
+) -> Path:
+    """Train one stage into ``out_dir`` (from ``init``'s weights if given); return its best.ckpt.
+
+    ``pretrain_seconds`` (the stage before it) count in the recorded training time."""
     L.seed_everything(config.seed, verbose=False)
     net = onepass_config(config)
     module = OnePassModule(
@@ -198,6 +276,8 @@ def fit_onepass(config: FitConfig, dataset: Dataset, sids: SidTable) -> Path:
         beam_size=config.beam_size,
         dataset_hash=dataset.content_hash,
     )
+    if init is not None:
+        initial_weights(module.model, init)
     train, val = data_loaders(config, dataset, module.vocab.sid_tokens(sids.codes))
     checkpoint = resume_checkpoint(
         config,
@@ -212,15 +292,23 @@ def fit_onepass(config: FitConfig, dataset: Dataset, sids: SidTable) -> Path:
     trainer = make_trainer(config, out_dir, resume_from=checkpoint)
     start = time.perf_counter()
     trainer.fit(module, train, val, ckpt_path=checkpoint)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start + pretrain_seconds
+    extra = {"pretrain_seconds": round(pretrain_seconds, 2)} if pretrain_seconds else {}
     score = finish_fit(
-        trainer, config, out_dir, seconds, preset=config.preset, recipe=RECIPE, steps=trainer.global_step
+        trainer,
+        config,
+        out_dir,
+        seconds,
+        preset=config.preset,
+        recipe=RECIPE,
+        steps=trainer.global_step,
+        **extra,
     )
     if trainer.is_global_zero:
         params = sum(p.numel() for p in module.model.parameters())
         best = f"{score:.4f}" if score is not None else "-"
         print(
-            f"tiger ({RECIPE}, {config.preset}): {params / 1e6:.2f}M parameters, "
+            f"tiger ({RECIPE}, {config.preset}, {net.objective}): {params / 1e6:.2f}M parameters, "
             f"{trainer.current_epoch} epochs, {trainer.global_step} steps, best val/ndcg@10 {best}, "
             f"{seconds / 60:.1f} min"
         )
