@@ -63,7 +63,8 @@ class FitConfig(TrainConfig):
     models/tiger/pretrain, then next-item fine-tuning from its best weights) (preset: next)."""
     mask_rate: float | None = None
     """Generative model, masked/mixed/pretrain: share of each sequence's items masked, at least one
-    (preset: 0.2, BERT4Rec's ML-1M rate; GenRec does not state one)."""
+    (preset: 0.2, BERT4Rec's ML-1M rate; GenRec masks one random item per sequence, which gives one
+    target per encoder pass)."""
     masked_weight: float | None = None
     """Generative model, mixed: the masked loss's weight (preset: 1)."""
     pretrain_epochs: int | None = None

@@ -506,3 +506,31 @@ def test_a_tiny_model_recovers_masked_items_of_a_fixed_pattern():
     histories = [s[:-1] for s in sequences]
     top = recommend(model, histories, beam_size=4, top_k=1).item_idx[:, 0].numpy()
     assert (top == np.array([s[-1] for s in sequences])).mean() > 0.95
+
+
+def test_a_grown_catalogue_keeps_what_old_items_learned():
+    model = tiny(seed=3, max_items=4, trie_softmax=True, node_embeddings=True, **VARIANTS["hybrid"])
+    with_nodes(model)
+    known = {tuple(row) for row in CATALOGUE.tolist()}
+    new = np.array([row for row in EVERY_SID.tolist() if tuple(row) not in known][:3])  # (3, L)
+    grown = model.extended(np.concatenate([CATALOGUE, new]))
+    assert grown.num_items == len(CATALOGUE) + 3
+    torch.testing.assert_close(grown.item_embedding.weight[:10], model.item_embedding.weight[:10])
+    assert not grown.item_embedding.weight[10:].any()  # new items and the padding row: nothing learned
+    old, now = model.trie().item_paths(np.arange(10)), grown.trie().item_paths(np.arange(10))
+    for depth in range(CATALOGUE.shape[1]):
+        before = model.node_embeddings[depth][torch.from_numpy(old[:, depth + 1])]
+        torch.testing.assert_close(grown.node_embeddings[depth][torch.from_numpy(now[:, depth + 1])], before)
+    histories = [np.array([3, 1, 4]), np.array([2])]
+    every = recommend(grown, histories, beam_size=13)
+    assert sorted(every.item_idx[0].tolist()) == list(range(13))  # the new items can be generated
+    torch.testing.assert_close(every.log_probs.exp().sum(1), torch.ones(2))
+    same = model.extended(CATALOGUE)  # nothing new: the same model
+    torch.testing.assert_close(
+        recommend(same, histories, beam_size=10).log_probs,
+        recommend(model, histories, beam_size=10).log_probs,
+    )
+    changed = CATALOGUE.copy()
+    changed[[0, 1]] = changed[[1, 0]]
+    with pytest.raises(ValueError, match="changes existing items' SIDs"):
+        model.extended(changed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from tiger_fixtures import make_run
@@ -127,3 +128,24 @@ def test_resume_continues_to_the_planned_epochs(tmp_path):
     fit(FitConfig(run=tmp_path, max_epochs=1, **TINY))
     fit(FitConfig(run=tmp_path, max_epochs=3, resume=True, **TINY))
     assert torch.load(tmp_path / "models/tiger/last.ckpt", weights_only=True)["epoch"] == 2
+
+
+def test_a_model_serves_a_table_that_extends_its_own_and_refuses_another(tmp_path):
+    from tidrec.errors import InputError
+    from tidrec.models.tiger.onepass_train import load_onepass
+    from tokenizer.sid_table import SidTable
+
+    dataset, sids = make_run(tmp_path)
+    sids_path = tmp_path / "tokenizer/sids.parquet"
+    table = SidTable(sids.item_ids, sids.codes, (3, 8), sids.dataset_hash)  # room for 4 more per tuple
+    table.save(sids_path)
+    fit(FitConfig(run=tmp_path, max_epochs=2, **TINY))
+    grown = table.extend(np.array(["new-a", "new-b"]), table.codes[:2, :-1])  # tuples of items 0 and 1
+    grown.save(tmp_path / "grown.parquet")
+    kwargs = dict(dataset_hash=dataset.content_hash, data_path=tmp_path / "data", sids_path=sids_path)
+    path = tmp_path / "models/tiger/best.ckpt"
+    model = load_onepass(path, sids=SidTable.load(tmp_path / "grown.parquet"), **kwargs)
+    assert model.num_items == table.num_items + 2
+    other = SidTable(table.item_ids, table.codes[::-1].copy(), table.level_sizes, table.dataset_hash)
+    with pytest.raises(InputError, match="trained on SID table"):
+        load_onepass(path, sids=other, **kwargs)

@@ -213,6 +213,46 @@ class OnePassModel(nn.Module):
         """The trie over every real item's SID tokens (rows are item_idx)."""
         return Trie.from_codes(self.sid_tokens[:-1].cpu().numpy())
 
+    @torch.no_grad()
+    def extended(self, sid_tokens: np.ndarray) -> OnePassModel:
+        """This model serving a grown catalogue without retraining (items appended, none changed).
+
+        New items read their SID codes as every item does; they have no learned item-id embedding
+        (zeros) and, with node embeddings, the trie nodes only they reach get zero vectors (their
+        code tokens alone score them). Old items keep everything they learned, their nodes' vectors
+        moved to the grown trie's numbering.
+
+        Args:
+            sid_tokens: ``(I', L)`` token ids, I' >= I, whose first I rows are this model's.
+
+        Raises:
+            ValueError: the first I rows differ from this model's SIDs, or a wrong shape.
+        """
+        old = self.sid_tokens[:-1].cpu().numpy()
+        sid_tokens = np.asarray(sid_tokens, dtype=np.int64)
+        if sid_tokens.ndim != 2 or sid_tokens.shape[1] != old.shape[1] or len(sid_tokens) < len(old):
+            raise ValueError(f"sid_tokens must be (I' >= {len(old)}, {old.shape[1]}), got {sid_tokens.shape}")
+        if not np.array_equal(sid_tokens[: len(old)], old):
+            raise ValueError("the grown catalogue changes existing items' SIDs; extend, do not replace")
+        grown = OnePassModel(self.config, self.vocab, sid_tokens).to(self.sid_tokens.device)
+        state = {k: v for k, v in self.state_dict().items() if k != "sid_tokens"}
+        state = {k: v for k, v in state.items() if not k.startswith(("item_embedding", "node_embeddings"))}
+        missing, unexpected = grown.load_state_dict(state, strict=False)
+        rebuilt = ("sid_tokens", "item_embedding", "node_embeddings")
+        assert not unexpected and all(k.startswith(rebuilt) for k in missing), (missing, unexpected)
+        if self.item_embedding is not None:
+            grown.item_embedding.weight.zero_()
+            grown.item_embedding.weight[: self.num_items] = self.item_embedding.weight[: self.num_items]
+        if self.node_embeddings is not None:
+            items = np.arange(self.num_items)
+            before, after = self.trie().item_paths(items), grown.trie().item_paths(items)  # (I, L + 1)
+            for depth, (source, target) in enumerate(
+                zip(self.node_embeddings, grown.node_embeddings, strict=True)
+            ):
+                target.zero_()
+                target[torch.from_numpy(after[:, depth + 1])] = source[torch.from_numpy(before[:, depth + 1])]
+        return grown.train(self.training)
+
     def node_vectors(self) -> list[torch.Tensor] | None:
         """Per depth d, ``(n_{d+1}, D)`` the output vectors of :meth:`trie`'s nodes at depth d + 1
         (None without ``config.node_embeddings``)."""

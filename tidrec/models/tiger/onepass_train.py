@@ -360,28 +360,46 @@ def load_onepass(
 ) -> OnePassModel:
     """The one-pass model of a checkpoint, checked against the run's data and SID table.
 
+    ``sids`` may extend the table the model was trained on (new items appended by the fitted
+    tokenizer, its lineage naming that table): the model then serves the grown catalogue
+    (:meth:`OnePassModel.extended`).
+
     Raises:
         InputError: unreadable or unsafe file, another model, or other data or SIDs.
     """
     checkpoint = read_checkpoint(path)
     record = checkpoint_record(checkpoint, path)
+    trained = trained_table(sids, str(record.sid_hash))
     check_checkpoint(
         record,
         dataset_hash=dataset_hash,
         data_path=data_path,
-        sid_hash=sids.content_hash(),
+        sid_hash=trained.content_hash(),
         sids_path=sids_path,
     )
     try:
         config = OnePassConfig(**record.entry["model_config"])
         vocab = Vocab(level_sizes=tuple(record.entry["level_sizes"]), user_buckets=0)
-        model = build_onepass(config, vocab, vocab.sid_tokens(sids.codes))
+        model = build_onepass(config, vocab, vocab.sid_tokens(trained.codes))
         state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
         model.load_state_dict(state)
+        if trained.num_items < sids.num_items:
+            model = model.extended(vocab.sid_tokens(sids.codes))
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise InputError(f"{path}: the model in this checkpoint does not load ({reason})") from None
     return model.eval()
+
+
+def trained_table(sids: SidTable, sid_hash: str) -> SidTable:
+    """The table a model trained on ``sid_hash`` knows: ``sids`` itself, or the first rows of it that
+    its verified lineage says were that table; else ``sids`` (the hash check then refuses it)."""
+    if sids.content_hash() == sid_hash:
+        return sids
+    for rows, digest in sids.lineage:
+        if digest == sid_hash and rows <= sids.num_items and sids.prefix(rows).content_hash() == digest:
+            return sids.prefix(rows)  # checked, not trusted: the rows hash to the recorded table
+    return sids
 
 
 def load_run_onepass(run: Path) -> tuple[Dataset, OnePassModel]:
