@@ -132,8 +132,34 @@ def evaluate(
         **ranking_metrics(ranked, data.targets),
         **list_metrics(ranked, data.targets, dataset),
         **certified_share(certified),
+        **cold_start_metrics(ranked, data.targets, dataset),
     }
     return EvalResult(model_name, dataset.name, split, exclude_history, len(data), metrics, seconds)
+
+
+COLD_METRICS = ("recall@10", "ndcg@10")
+"""Metrics reported apart for cold and warm targets on a cold-start dataset."""
+
+
+def cold_start_metrics(ranked: np.ndarray, targets: np.ndarray, dataset: Dataset) -> dict[str, float]:
+    """On a cold-start dataset: Recall/NDCG@10 (and standard errors, ``..._se``) over the users whose
+    target is a held-out (cold) item and over the others, and how many targets are cold; {} on
+    other datasets."""
+    if dataset.cold_from is None:
+        return {}
+    from tidrec.metrics import standard_errors
+
+    cold = targets >= dataset.cold_from
+    out: dict[str, float] = {"cold_targets": float(cold.sum())}
+    for name, rows in (("cold", cold), ("warm", ~cold)):
+        scores = {}
+        if rows.any():
+            part, truth = ranked[rows], targets[rows]
+            scores = {**ranking_metrics(part, truth), **standard_errors(part, truth)}
+        for metric in COLD_METRICS:
+            out[f"{metric} {name}"] = float(scores.get(metric, float("nan")))
+            out[f"{metric} {name}_se"] = float(scores.get(f"{metric}_se", float("nan")))
+    return out
 
 
 def certified_share(certified: np.ndarray | None) -> dict[str, float]:

@@ -37,6 +37,7 @@ class VectorOptions(Protocol):
     cooc_window: int
     cooc_dim: int
     collab_weight: float
+    cold_impute: int
     seed: int
     out: Path
     embedding_model: str
@@ -303,6 +304,8 @@ def item_vectors(
             }
         else:
             built[part] = model_item_vectors(config.out, part, dataset)  # (I, E)
+            if dataset.cold_from is not None:  # held-out items' rows were never trained
+                built[part][dataset.cold_from :] = 0.0
             path = model_checkpoint(config.out, part)
             records[part] = {
                 "checkpoint": str(path.relative_to(config.out)),
@@ -310,6 +313,7 @@ def item_vectors(
             }
         if built[part].shape[0] != dataset.num_items:
             raise ValueError(f"{part} vectors are {built[part].shape}, expected ({dataset.num_items}, E)")
+    imputed = impute_cold_rows(built, dataset, config.cold_impute)
     weight = config.collab_weight if TEXT in parts else 1.0
     columns = [l2_normalise(built[part]) * np.float32(1.0 if part == TEXT else weight) for part in parts]
     vectors = np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)  # (I, sum E)
@@ -319,11 +323,38 @@ def item_vectors(
             {"part": part, "dim": int(built[part].shape[1]), **records[part]} for part in parts
         ],
         "collab_weight": weight,
+        **({"cold_impute": imputed} if imputed else {}),
         "embeddings_sha256": _sha(vectors),
     }
     if TEXT in parts:
         provenance["embedding_model"] = config.embedding_model
     return vectors, provenance
+
+
+def impute_cold_rows(built: dict[str, np.ndarray], dataset: Dataset, neighbours: int) -> int:
+    """Fill the held-out items' collaborative rows (in place) with the mean row of their
+    ``neighbours`` nearest fitted items by text cosine; return ``neighbours`` (0: nothing done).
+
+    Held-out items have no training interactions, so their co-occurrence rows are zero and a model
+    table's rows untrained: without this their vectors lie apart from every fitted item's and their
+    SIDs land in codes no fitted item uses.
+
+    Raises:
+        ConfigError: ``neighbours`` > 0 without a text part to find neighbours by.
+    """
+    if not neighbours or dataset.cold_from is None:
+        return 0
+    if TEXT not in built:
+        raise ConfigError("--cold-impute needs a text part in --item-vectors (neighbours are found by text)")
+    warm = dataset.cold_from
+    text = l2_normalise(built[TEXT])  # (I, D)
+    similarity = text[warm:] @ text[:warm].T  # (M, W)
+    count = min(neighbours, warm)
+    nearest = np.argpartition(-similarity, count - 1, axis=1)[:, :count]  # (M, k)
+    for part, vectors in built.items():
+        if part != TEXT:
+            vectors[warm:] = vectors[:warm][nearest].mean(axis=1)  # (M, k, E) -> (M, E)
+    return neighbours
 
 
 def describe(provenance: dict[str, Any]) -> str:
@@ -342,6 +373,9 @@ def describe(provenance: dict[str, Any]) -> str:
         else:
             details.append(f"{name} {dim}-d {part['checkpoint']} sha256 {part['checkpoint_sha256'][:12]}")
     weight = f", collaborative weight {provenance['collab_weight']:g}" if len(details) > 1 else ""
+    if provenance.get("cold_impute"):
+        count = provenance["cold_impute"]
+        weight += f"; held-out items' collaborative parts from their {count} nearest by text"
     return f"item vectors: {provenance['item_vectors']} ({'; '.join(details)}{weight})"
 
 

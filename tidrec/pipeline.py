@@ -151,6 +151,7 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
     from tidrec.evaluate import (
         EvalResult,
         certified_share,
+        cold_start_metrics,
         list_metrics,
         load_recommender,
         rank_users,
@@ -177,6 +178,7 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
         **list_metrics(ranked, targets, dataset, at=config.k),
         **standard_errors(ranked, targets, k=config.k),
         **certified_share(certified),
+        **cold_start_metrics(ranked, targets, dataset),
     }
     result = EvalResult(model, dataset.name, "test", config.exclude_history, len(targets), metrics, seconds)
     save_result(result, config.run / "models" / model / "eval")
@@ -187,8 +189,11 @@ COLUMNS = ("recall@{k}", "ndcg@{k}", "coverage@{k}", "serendipity@{k}", "novelty
 
 
 def markdown(rows: list[dict[str, Any]], *, k: int, header: str) -> str:
-    """The comparison table: one row per model."""
+    """The comparison table: one row per model (on a cold-start dataset, Recall@10 over the users
+    whose target is a held-out item and over the others too)."""
     names = [c.format(k=k) for c in COLUMNS]
+    if rows and "cold_targets" in rows[0]:
+        names += ["recall@10 cold", "recall@10 warm"]
     lines = [
         header,
         "",
@@ -285,6 +290,12 @@ def run_pipeline(config: RunConfig) -> list[dict[str, Any]]:
         f"full-catalogue ranking, {rule} already-seen items; ± is the standard error over users. "
         f"Machine: {machine()}."
     )
+    if dataset.cold_from is not None:
+        cold_targets = int(rows[0]["cold_targets"]) if rows else 0
+        header += (
+            f" Cold start: the newest {dataset.num_items - dataset.cold_from} items were held out of "
+            f"training; {cold_targets} test targets are among them (Recall@10 cold / warm)."
+        )
     write_json(
         config.run / "results.json",
         {

@@ -24,7 +24,7 @@ from tidrec.data import DataConfig, prepare_dataset
 from tidrec.embed import DEFAULT_EMBEDDING_MODEL, embed_texts
 from tidrec.io import check_output_dir, write_json
 from tidrec.item_vectors import describe, item_vectors, parse_item_vectors
-from tokenizer.base import SidTokenizer
+from tokenizer.base import SidTokenizer, as_float_matrix
 from tokenizer.collision import DEFAULT_COLLISION_SIZE, add_collision_codes
 from tokenizer.rkmeans import ResidualKMeansConfig, ResidualKMeansTokenizer
 from tokenizer.rqvae import RqVaeConfig, RqVaeTokenizer
@@ -71,6 +71,10 @@ class TokenizeConfig(DataConfig):
     collab_weight: float = 1.0
     """With text in --item-vectors: scale of each collaborative part (cooc, a model's table) after
     L2 normalisation, text's being 1."""
+    cold_impute: int = 0
+    """Cold-start datasets (``--cold-start``): give each held-out item the mean collaborative vector
+    of its this many nearest fitted items by text embedding, instead of zeros (it has no training
+    interactions to have its own); needs a text part in --item-vectors (0 = off)."""
     seed: int = 42
     """Seed of k-means, RQ-VAE training and co-occurrence vectors (42, as every model's preset): the same
     seed gives the same SID table on CPU."""
@@ -105,6 +109,7 @@ class TokenizeConfig(DataConfig):
         check_range("--cooc-window", self.cooc_window, at_least=1)
         check_range("--cooc-dim", self.cooc_dim, at_least=1)
         check_range("--collab-weight", self.collab_weight, above=0)
+        check_range("--cold-impute", self.cold_impute, at_least=0)
         check_range("--seed", self.seed, at_least=0, below=2**32)
         check_range("--rqvae-epochs", self.rqvae_epochs, at_least=1)
         check_range("--rqvae-batch-size", self.rqvae_batch_size, at_least=1)
@@ -187,6 +192,7 @@ def tokenize_embeddings(
     provenance: dict,
     seconds_embed: float = 0.0,
     stats_extra: dict | None = None,
+    new_items: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[SidTable, dict]:
     """Fit ``tokenizer`` on (I, D) ``embeddings``, add collision codes, write the tokenizer artifacts.
 
@@ -202,6 +208,10 @@ def tokenize_embeddings(
             keep timings out of it so the same seed writes a byte-identical table.
         seconds_embed: time spent embedding, added to the total in the stats.
         stats_extra: recorded in ``stats.json`` only.
+        new_items: ``(ids (M,), embeddings (M, D))`` of items the tokenizer must not fit on (the
+            cold-start protocol's held-out items): they are encoded by the fitted tokenizer and
+            appended with :meth:`SidTable.extend`, so the written table extends the fitted one
+            (its lineage records it) and a model trained on that one can serve both.
 
     Returns:
         The SID table and the statistics written to ``stats.json``.
@@ -222,18 +232,29 @@ def tokenize_embeddings(
         level_sizes=(*tokenizer.level_sizes, collision_size),
         dataset_hash=dataset_hash,
     )
+    fitted_hash = table.content_hash()
+    extra_stats: dict = {}
+    if new_items is not None and len(new_items[0]):
+        new_codes = tokenizer.encode(as_float_matrix(new_items[1], dim=embeddings.shape[1]))  # (M, L)
+        table = table.extend(np.asarray(new_items[0]).astype(str), new_codes)
+        extra_stats = {
+            "new_items": len(new_codes),
+            "new_items_sharing_a_fitted_prefix": shared_prefixes(codes, new_codes),
+            "fitted_sid_table_hash": fitted_hash,
+        }
     stats = {
         "tokenizer": tokenizer.kind,
         "items": len(embeddings),
         "embedding_dim": int(embeddings.shape[1]),
         **code_stats(codes, tokenizer.level_sizes),
-        "collision_codes_used": int(sid_codes[:, -1].max()) + 1,
         "reconstruction_mse": float(errors.mean()),
         "unexplained_variance": float(errors.sum() / ((embeddings - embeddings.mean(0)) ** 2).sum()),
         "seconds_embed": seconds_embed,
         "seconds_fit": fitted - start,
         "seconds_encode": encoded - fitted,
         "training": fit_summary,
+        **extra_stats,
+        "collision_codes_used": int(table.codes[:, -1].max()) + 1,
         "sid_table_hash": table.content_hash(),
         "dataset_hash": dataset_hash,
         "seed": seed,
@@ -244,13 +265,23 @@ def tokenize_embeddings(
     meta = {"tokenizer": tokenizer.kind, "config": stats["config"], "seed": seed, **provenance}
     (folder / "sids.parquet").unlink(missing_ok=True)  # an older table must not outlive its tokenizer.pt
     tokenizer.save(folder / "tokenizer.pt", extra={**meta, "dataset_hash": dataset_hash,
-                                                    "sid_table_hash": table.content_hash()})  # fmt: skip
+                                                    "sid_table_hash": fitted_hash})  # fmt: skip
     title = f"{tokenizer.kind}: {len(embeddings)} items, {stats['unique_tuple_rate']:.1%} unique tuples"
     plot_code_usage(codes, tokenizer.level_sizes, folder / "code_usage.png", title=title)
     stats["seconds_total"] = time.perf_counter() - start + seconds_embed
     write_json(folder / "stats.json", stats)
     table.save(folder / "sids.parquet", extra=meta)  # last: its presence marks a finished run
     return table, stats
+
+
+def shared_prefixes(fitted: np.ndarray, new: np.ndarray) -> list[float]:
+    """Per depth d = 1..L, the share of ``new`` code tuples whose first d codes some ``fitted`` tuple
+    also starts with: how far new items' SIDs land among the ones a model was trained on."""
+    shares = []
+    for depth in range(1, fitted.shape[1] + 1):
+        known = {tuple(row) for row in fitted[:, :depth].tolist()}
+        shares.append(float(np.mean([tuple(row) in known for row in new[:, :depth].tolist()])))
+    return shares
 
 
 def tokenize_run(config: TokenizeConfig) -> SidTable:
@@ -274,10 +305,11 @@ def tokenize_run(config: TokenizeConfig) -> SidTable:
         )  # (I, D)
 
     embeddings, provenance = item_vectors(config, dataset, text_embeddings)  # (I, E)
+    warm = dataset.num_warm_items  # the cold-start protocol's held-out items get SIDs, not a say
     table, stats = tokenize_embeddings(
-        embeddings,
-        build_tokenizer(config, dataset.num_items),
-        item_ids=dataset.item_ids,
+        embeddings[:warm],
+        build_tokenizer(config, warm),
+        item_ids=dataset.item_ids[:warm],
         dataset_hash=dataset.content_hash,
         seed=config.seed,
         collision_size=config.collision_size,
@@ -285,8 +317,15 @@ def tokenize_run(config: TokenizeConfig) -> SidTable:
         provenance=provenance,
         seconds_embed=time.perf_counter() - start,
         stats_extra={"item_vectors": provenance.get("item_vectors", "text")},
+        new_items=(dataset.item_ids[warm:], embeddings[warm:]) if warm < dataset.num_items else None,
     )
     print(summary_table(stats))
+    if "new_items" in stats:
+        shared = ", ".join(f"{share:.0%}" for share in stats["new_items_sharing_a_fitted_prefix"])
+        print(
+            f"cold start: {stats['new_items']} held-out items got SIDs from the tokenizer fitted on the "
+            f"other {warm}; share of them whose first 1, 2, ... codes some fitted item also has: {shared}"
+        )
     print(describe(provenance))
     print(f"wrote {config.out / 'tokenizer'} (sids.parquet, tokenizer.pt, stats.json, code_usage.png)")
     return table

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from tidrec.data.amazon import amazon_files, load_amazon
 from tidrec.data.builtin import BUILTINS, fetch_builtin, load_builtin
-from tidrec.data.dataset import Dataset, load_dataset
+from tidrec.data.dataset import Dataset, hold_out_cold_items, load_dataset
 from tidrec.data.generic import load_files
 from tidrec.data.preprocess import RawSource, build
 from tidrec.errors import ConfigError, InputError
@@ -56,6 +56,10 @@ class DataConfig:
     """Iterative k-core: repeatedly drop users and items with fewer than k interactions (0 = off)."""
     drop_short_users: bool = False
     """Drop users with fewer than 3 interactions (leave-one-out needs 3) instead of stopping with an error."""
+    cold_start: float = 0.0
+    """Cold-start protocol: this share of the catalogue, the items that arrived last (by first
+    interaction), is held out of training: the tokenizer gives them SIDs after fitting on the
+    others, no model trains on them, and evaluation reports their targets apart (0 = off)."""
 
     def __post_init__(self) -> None:
         if self.kcore < 0:
@@ -66,6 +70,8 @@ class DataConfig:
             raise ConfigError("--dataset files needs --interactions and --items")
         if self.dataset == "files" and not self.text_columns:
             raise ConfigError("--text-columns needs at least one column")
+        if not 0.0 <= self.cold_start < 1.0:
+            raise ConfigError(f"--cold-start must be in [0, 1), got {self.cold_start}")
 
     @property
     def source_name(self) -> str:
@@ -100,6 +106,8 @@ def describe_source(config: DataConfig) -> tuple[dict[str, Any], dict[str, Any]]
     Built-ins are fetched here if needed, so the recorded file hashes are those actually read.
     """
     options: dict[str, Any] = {"kcore": config.kcore, "drop_short_users": config.drop_short_users}
+    if config.cold_start:  # recorded only when used: folders prepared before the option still match
+        options["cold_start"] = config.cold_start
     if config.source_name in BUILTINS:
         spec = BUILTINS[config.source_name]
         folder = fetch_builtin(config.source_name)
@@ -150,7 +158,8 @@ def build_dataset(config: DataConfig) -> Dataset:
     Raises:
         InputError: bad input files (each message names the file, and the line where it applies).
     """
-    return build(load_source(config), kcore=config.kcore, drop_short_users=config.drop_short_users)
+    dataset = build(load_source(config), kcore=config.kcore, drop_short_users=config.drop_short_users)
+    return hold_out_cold_items(dataset, config.cold_start) if config.cold_start else dataset
 
 
 def format_stats(dataset: Dataset) -> str:
@@ -168,6 +177,8 @@ def format_stats(dataset: Dataset) -> str:
             " / ".join(f"{stats[f'length_p{p}']:g}" for p in (5, 25, 50, 75, 95)),
         ),
     ]
+    if dataset.cold_from is not None:
+        rows.append(("cold items (held out of training)", f"{stats['cold_items']:,}"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 

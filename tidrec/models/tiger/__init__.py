@@ -102,6 +102,10 @@ def fit(config: FitConfig, dataset: Dataset) -> Path:
     sids = load_sids(config.run, dataset)
     if config.recipe != "onepass" and config.objective not in (None, "next"):
         raise ConfigError(f"--objective {config.objective} needs --recipe onepass")
+    if dataset.cold_from is not None:  # the cold-start protocol: train on the fitted items' SIDs
+        if config.recipe != "onepass":
+            raise ConfigError("a cold-start dataset (--cold-start) needs --recipe onepass")
+        sids = sids.prefix(dataset.cold_from)
     if config.recipe == "onepass":
         from tidrec.models.tiger.onepass_train import fit_onepass
 

@@ -168,9 +168,11 @@ class _Windows(torch.utils.data.Dataset):
         return tokens[tokens > 0] - 1  # left padding dropped
 
 
-def _split_batch(split: Split, rows: list[int]) -> dict[str, Any]:
+def _split_batch(split: Split, rows: list[int], known: int) -> dict[str, Any]:
+    """Validation users; histories keep only the ``known`` items the model was built with (a
+    cold-start dataset's held-out items are unknown until the SID table is extended)."""
     part = split.subset(np.asarray(rows, dtype=np.int64))
-    return {"histories": list(part.histories), "targets": np.asarray(part.targets)}
+    return {"histories": [h[h < known] for h in part.histories], "targets": np.asarray(part.targets)}
 
 
 def data_loaders(
@@ -206,7 +208,7 @@ def data_loaders(
     val = DataLoader(
         list(range(len(valid))),
         batch_size=config.eval_batch_size,
-        collate_fn=lambda rows: _split_batch(valid, rows),
+        collate_fn=lambda rows: _split_batch(valid, rows, len(sid_tokens)),
         num_workers=config.num_workers,
     )
     return train, val
