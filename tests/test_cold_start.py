@@ -142,3 +142,16 @@ def test_the_generative_model_trains_on_warm_items_and_serves_the_cold_ones(cold
     assert (np.sort(ranked, axis=1) == np.arange(12)).all()  # the cold items are in every full list
     with pytest.raises(ConfigError, match="needs --recipe onepass"):
         fit(FitConfig(run=run, max_epochs=1, recipe="examples", progress=False, device="cpu"))
+
+
+def test_the_comparison_table_shows_cold_and_warm_recall():
+    from tidrec.pipeline import markdown
+
+    row = {"model": "tiger", "train_seconds": 5.0, "cold_targets": 2.0}
+    for name in ("recall@10", "ndcg@10", "coverage@10", "serendipity@10", "novelty@10"):
+        row[name] = 0.5
+    row |= {"recall@10 cold": 0.25, "recall@10 cold_se": 0.1}
+    row |= {"recall@10 warm": 0.75, "recall@10 warm_se": 0.2}
+    table = markdown([row], k=10, header="header")
+    assert "Recall@10 cold | Recall@10 warm |" in table
+    assert "0.2500 ± 0.1000 | 0.7500 ± 0.2000 |" in table
