@@ -536,8 +536,11 @@ def benchmark(config: BeamBenchConfig) -> dict[str, Any]:
         "within_budget": best
         and {"batch": best["batch"], "p99_ms": best["p99_ms"], "users_per_s": best["users_per_s"]},
     }
+    bidirectional = workload.onepass is not None and workload.onepass.config.bidirectional
     if config.hf_batch and workload.trie_softmax:
         print("HF generate not compared: it normalises over the whole vocabulary, this model over the trie")
+    elif config.hf_batch and bidirectional:
+        print("HF generate not compared: this masked-item model reads the history with a mask appended")
     elif config.hf_batch:
         results["hf"] = compare_with_hf(config, workload, trie, model, device, decode)
     if config.exact_users:
