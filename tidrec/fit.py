@@ -51,7 +51,7 @@ class FitConfig(TrainConfig):
     item lies, so the decoder knows which item is the latest (preset: true)."""
     trie_softmax: bool | None = None
     """Generative model, onepass: normalise each SID token over the codes the catalogue allows after
-    its prefix, in training and decoding (preset: false)."""
+    its prefix, in training and decoding (preset: true for the onepass recipe)."""
     node_embeddings: bool | None = None
     """Generative model, onepass, with --trie-softmax: a learned output vector per trie node (each SID
     prefix, down to the item), added to its code's output embedding: a hierarchical softmax whose
@@ -71,8 +71,9 @@ class FitConfig(TrainConfig):
     """Generative model, pretrain: epochs of masked-item pre-training before --max-epochs of
     next-item fine-tuning (preset: 10)."""
     attention_dropout: float | None = None
-    """Generative model, onepass: dropout on attention weights (unset: --dropout, as T5). On CPU it
-    costs about 3x the attention itself (the masks of every (query, key) score)."""
+    """Generative model, onepass: dropout on attention weights (preset: 0; unset without a preset:
+    --dropout, as T5). On CPU it costs about 3x the attention itself (a mask over every (query, key)
+    score)."""
     max_epochs: int | None = None
     """Upper bound on training epochs (preset: 50 tiger, 200 SASRec/BERT4Rec)."""
     lr: float | None = None

@@ -41,6 +41,7 @@ def trained(tmp_path_factory):
 def test_the_default_recipe_is_one_pass_with_a_budget_of_epochs():
     config = resolve_config(FitConfig(run=".", preset="cpu"))
     assert (config.recipe, config.max_time, config.item_id_embedding) == ("onepass", None, True)
+    assert (config.trie_softmax, config.attention_dropout, config.objective) == (True, 0.0, "next")
     assert config.max_epochs >= 1 and config.lr > 0
 
 

@@ -36,7 +36,13 @@ SIZES = {
 def onepass_preset(size: str) -> dict[str, Any]:
     """The one-pass recipe: one encoder token per history item (its code embeddings summed, plus an
     item-id embedding), a causal encoder, every position's next item in one pass, 50 history items,
-    dropout 0.2, and a budget of 15 epochs (no wall-time cap) with a cosine over the planned steps.
+    dropout 0.2 (none on attention weights), each SID token normalised over the codes the trie
+    allows after its prefix (the trie softmax), and a budget of 15 epochs (no wall-time cap) with a
+    cosine over the planned steps.
+
+    The trie softmax and attention dropout 0 joined the preset together: the README run went from
+    test NDCG@10 0.0752 to 0.0812 with them and trains faster, and on ML-1M validation NDCG@10 after
+    6 epochs was 0.097 against 0.086 (README, "The README's run on ML-100K").
 
     Batches are small (8 users; each brings up to 50 targets): on ML-100K batch 64 gave 15 updates an
     epoch and validation NDCG@10 stalled near 0.025, batch 8 reached 0.075 in 15 epochs with SIDs
@@ -50,6 +56,8 @@ def onepass_preset(size: str) -> dict[str, Any]:
         "max_items": 50,
         "item_id_embedding": True,
         "recency_bias": True,
+        "trie_softmax": True,
+        "attention_dropout": 0.0,
         "windows": "last",
         "objective": "next",
         "mask_rate": 0.2,
