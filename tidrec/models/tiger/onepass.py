@@ -239,7 +239,8 @@ class OnePassModel(nn.Module):
         state = {k: v for k, v in state.items() if not k.startswith(("item_embedding", "node_embeddings"))}
         missing, unexpected = grown.load_state_dict(state, strict=False)
         rebuilt = ("sid_tokens", "item_embedding", "node_embeddings")
-        assert not unexpected and all(k.startswith(rebuilt) for k in missing), (missing, unexpected)
+        if unexpected or not all(k.startswith(rebuilt) for k in missing):
+            raise RuntimeError(f"extending lost weights: missing {missing}, unexpected {unexpected}")
         if self.item_embedding is not None:
             grown.item_embedding.weight.zero_()
             grown.item_embedding.weight[: self.num_items] = self.item_embedding.weight[: self.num_items]
