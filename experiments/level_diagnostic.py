@@ -48,14 +48,14 @@ def level_ranks(model, histories, targets, trie) -> tuple[np.ndarray, np.ndarray
     for depth in range(levels):
         hidden, cache = decoder_hidden(model.t5, feed, encoder, cache, bias)  # (U, 1, D)
         logits = model.t5.lm_head(hidden[:, 0])  # (U, V)
-        if vectors is not None:  # node vectors score only the allowed codes: the rest stay -inf
+        if model.config.trie_softmax:  # normalised over the allowed codes: the rest stay -inf
             logits = children_only(
                 logits,
                 torch.from_numpy(nodes),
                 torch_trie,
                 depth,
-                hidden=hidden[:, 0],
-                node_vectors=vectors[depth],
+                hidden=None if vectors is None else hidden[:, 0],
+                node_vectors=None if vectors is None else vectors[depth],
             )
         scores = logits.log_softmax(-1).numpy()  # (U, V)
         for user in range(users):
