@@ -21,7 +21,7 @@ from tidrec.cli import run as run_cli
 from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import ConfigError, InputError
 from tidrec.io import write_json, write_text
-from tidrec.metrics import KS, ranking_metrics
+from tidrec.metrics import KS, ranking_metrics, standard_errors
 from tidrec.models import CertifyingRecommender, Recommender
 
 
@@ -147,8 +147,6 @@ def cold_start_metrics(ranked: np.ndarray, targets: np.ndarray, dataset: Dataset
     other datasets."""
     if dataset.cold_from is None:
         return {}
-    from tidrec.metrics import standard_errors
-
     cold = targets >= dataset.cold_from
     out: dict[str, float] = {"cold_targets": float(cold.sum())}
     for name, rows in (("cold", cold), ("warm", ~cold)):

@@ -26,7 +26,7 @@ position reads and no loss counts.
 The decoder has two kernels (:func:`onepass_logits`): ``"hf"``, HF's forward on the whole
 ``Q = T * (L + 1)`` sequence under a block-diagonal ``(Q, Q)`` mask (the reference; its attention
 grows as Q^2, 1,000^2 scores per head and row at T = 200, L = 4), and ``"blocks"``
-(:func:`blockwise_decoder`, the default), the same computation on the model's own modules with
+(:func:`blockwise_hidden`, the default), the same computation on the model's own modules with
 self-attention inside each block of L + 1 tokens; tests compare the two, logits and gradients.
 """
 
@@ -181,7 +181,7 @@ class OnePassModel(nn.Module):
         if config.attention_dropout is not None:
             for module in self.t5.modules():
                 if isinstance(module, T5Attention):
-                    module.dropout = config.attention_dropout  # read by HF's forward and blockwise_decoder
+                    module.dropout = config.attention_dropout  # read by HF's forward and blockwise_hidden
         self.recency = nn.Embedding(RECENCY_BUCKETS, config.num_heads) if config.recency_bias else None
         if self.recency is not None:
             nn.init.zeros_(self.recency.weight)  # starts as plain cross-attention
@@ -600,7 +600,7 @@ def masked_hidden(model: OnePassModel, batch: dict[str, torch.Tensor]) -> torch.
 
 KERNELS = ("hf", "blocks")
 """Decoder implementations of :func:`onepass_logits`: HF's forward under 4D masks (the reference)
-and :func:`blockwise_decoder`."""
+and :func:`blockwise_hidden`."""
 
 
 def onepass_logits(
@@ -615,7 +615,7 @@ def onepass_logits(
         decoder_input_ids: ``(B, T*(L+1))`` from :func:`onepass_batch`.
         kernel: ``"hf"`` runs HF's decoder on the whole ``Q = T*(L+1)`` sequence under a
             block-diagonal ``(Q, Q)`` mask (attention cost and memory grow as Q^2, almost all of it
-            masked); ``"blocks"`` (:func:`blockwise_decoder`) attends within each block of L+1 only.
+            masked); ``"blocks"`` (:func:`blockwise_hidden`) attends within each block of L+1 only.
 
     Raises:
         ValueError: ``decoder_input_ids`` is not ``(B, T*(L+1))``, or an unknown kernel.
@@ -656,20 +656,6 @@ def onepass_hidden(model: OnePassModel, items: torch.Tensor, decoder_input_ids: 
         model.t5, decoder_input_ids, hidden, block_len=block_len, cross_bias=cross_bias
     )  # (B, Q, D)
     return states.view(batch, width, block_len, -1)  # (B, T*(L+1), D) -> (B, T, L+1, D)
-
-
-def blockwise_decoder(
-    t5: T5ForConditionalGeneration,
-    decoder_input_ids: torch.Tensor,
-    hidden: torch.Tensor,
-    *,
-    block_len: int,
-    cross_bias: torch.Tensor,
-) -> torch.Tensor:
-    """``(B, Q, V)`` logits of :func:`blockwise_hidden`'s states."""
-    return t5.lm_head(
-        blockwise_hidden(t5, decoder_input_ids, hidden, block_len=block_len, cross_bias=cross_bias)
-    )
 
 
 def blockwise_hidden(
