@@ -57,7 +57,8 @@ class CheckpointRecord:
 
     path: Path
     kind: str
-    """``tiger`` (the generative model) or ``sequence`` (SASRec/BERT4Rec types)."""
+    """``tiger`` (the generative model), ``sequence`` (SASRec/BERT4Rec types) or ``llm`` (title
+    generation with a LoRA-tuned causal LM)."""
     model_name: str
     """The model's registry name (``tiger``, ``sasrec``, ``llm2bert4rec``, ...)."""
     dataset_hash: str
@@ -90,8 +91,10 @@ def checkpoint_record(checkpoint: dict[str, Any], path: str | Path) -> Checkpoin
         needed = ("model_config", "level_sizes", "sid_hash", "dataset_hash")
     elif kind == "sequence":
         needed = ("architecture", "config", "model_name", "dataset_hash")
+    elif kind == "llm":
+        needed = ("llm_config", "model_name", "dataset_hash", "titles_hash")
     else:
-        raise InputError(f"{path}: unknown checkpoint kind {kind!r}; expected tiger or sequence")
+        raise InputError(f"{path}: unknown checkpoint kind {kind!r}; expected tiger, sequence or llm")
     missing = [name for name in needed if name not in entry]
     if missing:
         raise InputError(f"{path}: the checkpoint's '{CHECKPOINT_KEY}' record lacks {', '.join(missing)}")

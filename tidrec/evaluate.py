@@ -133,8 +133,16 @@ def evaluate(
         **list_metrics(ranked, data.targets, dataset),
         **certified_share(certified),
         **cold_start_metrics(ranked, data.targets, dataset),
+        **decoding_metrics(recommender),
     }
     return EvalResult(model_name, dataset.name, split, exclude_history, len(data), metrics, seconds)
+
+
+def decoding_metrics(recommender: Recommender) -> dict[str, float]:
+    """What a recommender reports about its own decoding over the calls so far (e.g. LLMSeqPrompt's
+    ``invalid_title_rate``), or {} for one that reports nothing."""
+    report = getattr(recommender, "decoding_metrics", None)
+    return dict(report()) if callable(report) else {}
 
 
 COLD_METRICS = ("recall@10", "ndcg@10")

@@ -36,7 +36,7 @@ class FitConfig(TrainConfig):
     """Run folder (holds data/ and tokenizer/; the model goes to models/<model>/)."""
     model: str = "tiger"
     """Which model to train (see tidrec.models: tiger, pop, sasrec, sasrec-bce, bert4rec, llmseqsim,
-    llm2sasrec, llm2bert4rec, or any registered model)."""
+    llm2sasrec, llm2bert4rec, genrec, llmseqprompt, or any registered model)."""
     preset: Literal["auto", "cpu", "tiger"] | None = None
     """Generative model size: tiger (TIGER's 4+4 layers, for GPUs), cpu (2+2 layers, ~10x fewer
     FLOPs), auto or unset (tiger on a GPU, else cpu)."""
@@ -104,7 +104,8 @@ class FitConfig(TrainConfig):
     dropout: float | None = None
     """Dropout rate (preset: 0.1 tiger, 0 cpu)."""
     max_items: int | None = None
-    """History items the generative model reads (preset: 20 tiger, 10 cpu)."""
+    """History items the generative model reads, or a title-generation prompt lists (preset: 50
+    tiger, 10 genrec/llmseqprompt)."""
     max_len: int | None = None
     """Sequence length of the SASRec/BERT4Rec baselines (their preset when None)."""
     loss: Literal["ce", "bce"] | None = None
@@ -128,6 +129,19 @@ class FitConfig(TrainConfig):
     """Embedding cache folder (default: $TIDREC_HOME/embeddings if set, else <run>/embeddings)."""
     aggregation: Literal["last", "mean", "recency"] | None = None
     """LLMSeqSim: how a history becomes one query vector (preset: last)."""
+    llm: str | None = None
+    """GenRec / LLMSeqPrompt: the causal LM fine-tuned to write the next item's title: the bundled
+    SmolLM2-135M-Instruct (offline), a Hugging Face hub id or a local folder (preset: the bundled one)."""
+    lora_rank: int | None = None
+    """GenRec / LLMSeqPrompt: LoRA rank (preset: 8, as alpaca-lora, which GenRec builds on)."""
+    lora_alpha: float | None = None
+    """GenRec / LLMSeqPrompt: LoRA alpha (preset: 16)."""
+    lora_dropout: float | None = None
+    """GenRec / LLMSeqPrompt: dropout on the LoRA branch (preset: 0.05)."""
+    lora_targets: tuple[str, ...] | None = None
+    """GenRec / LLMSeqPrompt: modules LoRA adapts (preset: q_proj v_proj)."""
+    max_prompt_tokens: int | None = None
+    """GenRec / LLMSeqPrompt: prompt length cap in tokens; the oldest listed items go first (preset: 256)."""
     beam_size: int = 20
     """Beams for validation decoding."""
     val_users: int | None = None
@@ -146,6 +160,8 @@ class FitConfig(TrainConfig):
             "max_len",
             "val_users",
             "batch_size",
+            "lora_rank",
+            "max_prompt_tokens",
         )
         for name in (*names, "eval_batch_size"):
             check_range(f"--{name.replace('_', '-')}", getattr(self, name), at_least=1)
@@ -154,6 +170,8 @@ class FitConfig(TrainConfig):
         check_range("--attention-dropout", self.attention_dropout, at_least=0, below=1)
         check_range("--d-kv", self.d_kv, at_least=1)
         check_range("--mask-rate", self.mask_rate, above=0, below=1)
+        check_range("--lora-alpha", self.lora_alpha, above=0)
+        check_range("--lora-dropout", self.lora_dropout, at_least=0, below=1)
         check_range("--masked-weight", self.masked_weight, at_least=0)
         check_range("--pretrain-epochs", self.pretrain_epochs, at_least=1)
         models.get(self.model)  # an unknown model is one line listing the registered ones
@@ -166,7 +184,17 @@ class FitConfig(TrainConfig):
 
 
 GENERIC = frozenset(
-    {"max_epochs", "lr", "batch_size", "weight_decay", "patience", "seed", "max_time", "val_users"}
+    {
+        "max_epochs",
+        "lr",
+        "batch_size",
+        "weight_decay",
+        "patience",
+        "seed",
+        "max_time",
+        "val_users",
+        "precision",
+    }
 )
 """Training options every trained model takes; model-specific ones are in each spec's ``options``."""
 

@@ -152,6 +152,7 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
         EvalResult,
         certified_share,
         cold_start_metrics,
+        decoding_metrics,
         list_metrics,
         load_recommender,
         rank_users,
@@ -179,6 +180,7 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
         **standard_errors(ranked, targets, k=config.k),
         **certified_share(certified),
         **cold_start_metrics(ranked, targets, dataset),
+        **decoding_metrics(recommender),
     }
     result = EvalResult(model, dataset.name, "test", config.exclude_history, len(targets), metrics, seconds)
     save_result(result, config.run / "models" / model / "eval")
@@ -190,10 +192,13 @@ COLUMNS = ("recall@{k}", "ndcg@{k}", "coverage@{k}", "serendipity@{k}", "novelty
 
 def markdown(rows: list[dict[str, Any]], *, k: int, header: str) -> str:
     """The comparison table: one row per model (on a cold-start dataset, Recall@10 over the users
-    whose target is a held-out item and over the others too)."""
+    whose target is a held-out item and over the others too; with an unconstrained title generator,
+    the share of its generations that are no catalogue title, "-" for the other models)."""
     names = [c.format(k=k) for c in COLUMNS]
     if rows and "cold_targets" in rows[0]:
         names += ["recall@10 cold", "recall@10 warm"]
+    if any("invalid_title_rate" in row for row in rows):
+        names.append("invalid_title_rate")
     lines = [
         header,
         "",
@@ -211,12 +216,16 @@ def markdown(rows: list[dict[str, Any]], *, k: int, header: str) -> str:
 
 
 def _cell(row: dict[str, Any], name: str) -> str:
-    """A metric, with "± standard error" where the row has one."""
+    """A metric, with "± standard error" where the row has one ("-" where the model has none)."""
+    if name not in row:
+        return "-"
     error = row.get(f"{name}_se")
     return f"{row[name]:.4f}" + (f" ± {error:.4f}" if error is not None else "")
 
 
 def _title(name: str) -> str:
+    if "@" not in name:
+        return {"invalid_title_rate": "Invalid titles"}.get(name, name)
     metric, k = name.split("@")
     pretty = {"ndcg": "NDCG", "recall": "Recall"}.get(metric, metric.capitalize())
     return f"{pretty}@{k}"

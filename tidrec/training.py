@@ -394,7 +394,7 @@ def resume_checkpoint(
             sid_hash=sid_hash,
             sids_path=sids_path,
         )
-        saved = record.entry.get("model_config" if record.kind == "tiger" else "config")
+        saved = record.entry.get({"tiger": "model_config", "llm": "llm_config"}.get(record.kind, "config"))
         saved = saved if isinstance(saved, dict) else {}
         if model_config is not None and saved != model_config:
             differ = sorted(k for k in {*model_config, *saved} if saved.get(k) != model_config.get(k))

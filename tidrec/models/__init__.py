@@ -152,5 +152,7 @@ BUILTIN_ORDER = (
     "llmseqsim",
     "llm2sasrec",
     "llm2bert4rec",
+    "genrec",
+    "llmseqprompt",
 )
 """The order tables and ``--help`` list the built-in models in."""
