@@ -32,7 +32,7 @@ import torch
 
 from tidrec.data.dataset import load_dataset
 from tidrec.io import write_json
-from tidrec.models.genrec.decode import title_beam_search
+from tidrec.models.genrec.decode import title_beam_search, title_trie
 from tidrec.models.genrec.llm import DEFAULT_LLM, load_causal_lm
 from tidrec.models.genrec.prompts import item_titles, prompt_ids, title_sequences
 from trie import Trie
@@ -94,7 +94,7 @@ def trie_size(tokenizer, folder: Path) -> dict:
     """The title trie of a dataset folder: items, depth, nodes, bytes (of which the dense (node, token)
     tables of small depths, the root's spanning the token ids of all first tokens) and bytes per item."""
     dataset = load_dataset(folder)
-    trie = Trie.from_sequences(title_sequences(tokenizer, item_titles(dataset.item_texts, dataset.item_ids)))
+    trie = title_trie(title_sequences(tokenizer, item_titles(dataset.item_texts, dataset.item_ids)))
     nodes = sum(trie.num_nodes(d) for d in range(trie.depth + 1))
     return {
         "dataset": dataset.name,
@@ -137,7 +137,7 @@ def main() -> None:
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     dataset = load_dataset(args.data)
     sequences = title_sequences(tokenizer, item_titles(dataset.item_texts, dataset.item_ids))
-    trie = Trie.from_sequences(sequences)
+    trie = title_trie(sequences)
     split = dataset.split("test")
     histories = split.histories[: args.users]
     prompts = [

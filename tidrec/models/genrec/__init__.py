@@ -137,10 +137,10 @@ class TitleBeamRecommender:
     def __init__(
         self, model: Any, catalogue: Any, *, beam_size: int = 20, batch_size: int = 16, bf16: bool = False
     ) -> None:
-        from tidrec.models.genrec.train import title_trie
+        from tidrec.models.genrec.decode import title_trie
 
         self.model, self.catalogue, self.bf16 = model, catalogue, bf16
-        self.trie = title_trie(catalogue)
+        self.trie = title_trie(catalogue.sequences)
         self.beam_size, self.batch_size = beam_size, batch_size
 
     def recommend(self, split: Split, *, k: int, exclude_history: bool) -> np.ndarray:

@@ -28,6 +28,16 @@ from trie.mask import constrained_candidates
 from trie.trie import Trie
 
 
+def title_trie(sequences: Sequence[Sequence[int]]) -> Trie:
+    """The trie of the catalogue's title token sequences (item_idx ``i`` = ``sequences[i]``).
+
+    Without the dense (node, token) tables the SID trie keeps for its shallow depths: over a 49k-token
+    vocabulary they would take two thirds of the bytes (ML-1M: 259 B/item with them, 96 without),
+    and beam search reads only the CSR arrays.
+    """
+    return Trie.from_sequences(sequences, dense_limit=0)
+
+
 def prompt_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """``(B, S)`` position ids of left-padded prompts: 0 at each row's first real token (0 on padding)."""
     return (attention_mask.long().cumsum(1) - 1).clamp(min=0)

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tidrec.artifacts import CHECKPOINT_KEY, check_checkpoint, checkpoint_record, read_checkpoint
 from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import ConfigError, InputError
+from tidrec.models.genrec.decode import title_trie
 from tidrec.models.genrec.prompts import item_titles, prompt_ids, title_sequences
 from tidrec.training import finish_fit, make_trainer, resume_checkpoint, validation_split
 
@@ -245,7 +246,7 @@ class TitleLMModule(L.LightningModule):
         self.config, self.catalogue, self.model = config, catalogue, model
         self.model_name, self.dataset_hash = model_name, dataset_hash
         self.lr, self.weight_decay, self.warmup, self.beam_size = lr, weight_decay, warmup, beam_size
-        self.trie = title_trie(catalogue)
+        self.trie = title_trie(catalogue.sequences)
 
     def adapter_state(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if "lora_" in k}
@@ -319,12 +320,6 @@ def title_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     keep = labels != -100
     logits = base.get_output_embeddings()(hidden[keep])  # (N, V)
     return torch.nn.functional.cross_entropy(logits.float(), labels[keep])
-
-
-def title_trie(catalogue: Catalogue):
-    from trie.trie import Trie
-
-    return Trie.from_sequences(catalogue.sequences)
 
 
 def record(model_name: str, config: TitleLMConfig, dataset_hash: str, catalogue: Catalogue) -> dict[str, Any]:
