@@ -53,7 +53,7 @@ def test_title_sequences_end_with_eos_and_long_titles_are_refused(tokenizer):
         seq[-1] == tokenizer.eos_token_id and tokenizer.eos_token_id not in seq[:-1] for seq in sequences
     )
     longer = "Film 12 (1992), the long cut"
-    with pytest.raises(InputError, match="the long cut' is .* tokens, more than the context allows"):
+    with pytest.raises(InputError, match=r"the long cut' is .* tokens, more than the context allows"):
         title_sequences(tokenizer, ["Film 1 (1991)", longer], max_tokens=len(sequences[0]))
 
 
@@ -151,3 +151,17 @@ def test_a_model_that_is_no_causal_lm_or_lacks_the_lora_targets_is_one_line(tmp_
         fit(FitConfig(run=folder, model="genrec", **{**options, "llm": str(tmp_path / "t5")}))
     with pytest.raises(ConfigError, match="--lora-targets c_attn: no such module"):
         fit(FitConfig(run=folder, model="genrec", **{**options, "lora_targets": ("c_attn",)}))
+
+
+def test_training_resumes_from_the_last_checkpoint_and_evaluate_serves_it(run, capsys):
+    from tidrec import evaluate
+
+    folder, _, options = run
+    before = json.loads((folder / "models/genrec/train_info.json").read_text())
+    fit(FitConfig(run=folder, model="genrec", resume=True, **{**options, "max_epochs": 2}))
+    after = json.loads((folder / "models/genrec/train_info.json").read_text())
+    assert (before["epochs"], after["epochs"]) == (1, 2) and after["steps"] == 2 * before["steps"]
+    assert evaluate.main(["--run", str(folder), "--model", "genrec", "--exclude-history", "true"]) == 0
+    saved = json.loads((folder / "models/genrec/eval/results-test-exclude-history.json").read_text())
+    assert saved["metrics"]["invalid_rate"] == 0.0 and saved["metrics"]["invalid_title_rate"] == 0.0
+    assert "certified" in saved["metrics"]
