@@ -132,6 +132,13 @@ def train_model(config: RunConfig, model: str) -> float:
 def training_record(run: Path, model: str) -> dict[str, Any]:
     """Training seconds (and machine) of a model folder, from whichever record it has."""
     folder = run / "models" / model
+    info = folder / "train_info.json"
+    if info.is_file():  # a model that took another's trained weights (llmseqprompt) shows their time
+        record = read_json_object(
+            info, remedy=f"delete it, or re-run with --retrain true to train {model} again"
+        )
+        if record.get("adapter_from"):
+            return {"train_seconds": record.get("train_seconds"), "train_machine": record.get("machine")}
     for name, key in ((TRAIN_TIME, "seconds"), ("train_info.json", "train_seconds")):
         path = folder / name
         if path.is_file():

@@ -127,6 +127,10 @@ def test_both_decodings_rank_real_items_and_llmseqprompt_reuses_the_adapter(run,
     assert "reusing the genrec adapter" in capsys.readouterr().out
     info = json.loads((folder / "models/llmseqprompt/train_info.json").read_text())
     assert info["adapter_from"] == "genrec"
+    from tidrec.pipeline import training_record
+
+    genrec_info = json.loads((folder / "models/genrec/train_info.json").read_text())
+    assert training_record(folder, "llmseqprompt")["train_seconds"] == genrec_info["train_seconds"]
     split = dataset.split("test").subset(np.arange(6))
     for name in ("genrec", "llmseqprompt"):
         recommender = models.get(name).load(
