@@ -10,6 +10,7 @@ what training taught.
 from __future__ import annotations
 
 import re
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -109,13 +110,14 @@ def prompt_ids(
     return [*head, *(token for line in reversed(lines) for token in line), *tail]
 
 
-_FIXED: dict[int, tuple[list[int], list[int], list[int]]] = {}
+_FIXED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _fixed_ids(tokenizer: Any) -> tuple[list[int], list[int], list[int]]:
-    """Token ids of the prompt's head, its closing question and a line break (cached per tokenizer)."""
-    key = id(tokenizer)
-    if key not in _FIXED:
+    """Token ids of the prompt's head, its closing question and a line break (cached per tokenizer
+    object, and dropped with it)."""
+    cached = _FIXED.get(tokenizer)
+    if cached is None:
         encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        _FIXED[key] = (encode(PROMPT_HEAD), encode(PROMPT_TAIL), encode("\n"))
-    return _FIXED[key]
+        cached = _FIXED[tokenizer] = (encode(PROMPT_HEAD), encode(PROMPT_TAIL), encode("\n"))
+    return cached

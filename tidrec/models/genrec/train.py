@@ -164,7 +164,8 @@ class TitleExamples(torch.utils.data.Dataset):
 
     def position(self, user: int, slot: int) -> int:
         """The target position of ``slot`` for ``user`` this epoch: slot 0 is the newest target, the
-        others a seeded sample without replacement of the earlier ones."""
+        others a seeded sample without replacement of the earlier ones (repeating for a user with
+        fewer earlier targets than slots)."""
         length = len(self.sequences[user])
         if slot == 0:
             return length - 1
