@@ -169,3 +169,22 @@ def test_training_resumes_from_the_last_checkpoint_and_evaluate_serves_it(run, c
     saved = json.loads((folder / "models/genrec/eval/results-test-exclude-history.json").read_text())
     assert saved["metrics"]["invalid_rate"] == 0.0 and saved["metrics"]["invalid_title_rate"] == 0.0
     assert "certified" in saved["metrics"]
+
+
+def test_training_examples_sample_positions_by_seed_or_take_every_one(run, tokenizer):
+    from tidrec.models.genrec.train import Catalogue, TitleExamples, TitleLMConfig
+
+    _, dataset, _ = run
+    config = TitleLMConfig("tiny", 8, 16.0, 0.0, ("q_proj",), prompt_items=3, max_prompt_tokens=200)
+    catalogue = Catalogue(dataset, tokenizer, config, context=512)
+    sequences = dataset.train_sequences()
+    every = TitleExamples(sequences, catalogue, per_user=0, seed=0)
+    assert len(every) == sum(len(s) - 1 for s in sequences if len(s) >= 2)
+    sampled = TitleExamples(sequences, catalogue, per_user=2, seed=0)
+    again = TitleExamples(sequences, catalogue, per_user=2, seed=0)
+    assert [sampled.position(u, 1) for u in range(20)] == [again.position(u, 1) for u in range(20)]
+    assert all(sampled.position(u, 0) == len(sampled.sequences[u]) - 1 for u in range(20))  # newest
+    prompt, title = sampled[0]
+    user = sampled.sequences[0]
+    assert title == catalogue.sequences[int(user[-1])]  # slot 0 of user 0: the newest target
+    assert tokenizer.decode(prompt).count("\n") >= 2
