@@ -32,21 +32,10 @@ import torch
 
 from tidrec.data.dataset import load_dataset
 from tidrec.io import write_json
-from tidrec.models.genrec.decode import title_beam_search, title_trie
+from tidrec.models.genrec.decode import left_pad, title_beam_search, title_trie
 from tidrec.models.genrec.llm import DEFAULT_LLM, load_causal_lm
 from tidrec.models.genrec.prompts import item_titles, prompt_ids, title_sequences
 from trie import Trie
-
-
-def left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, S)`` input_ids and attention_mask of left-padded prompts."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
-    return ids, mask
 
 
 def hf_constrained_beam(

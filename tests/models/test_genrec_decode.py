@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tidrec.models.genrec import decode
 from tidrec.models.genrec.decode import generate_free, prompt_positions, score_titles, title_beam_search
 from trie import Trie
 
@@ -42,14 +43,7 @@ def random_titles(count: int, seed: int, max_len: int = 6) -> list[list[int]]:
 
 
 def left_pad(prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, S)`` input_ids and attention_mask of left-padded prompts."""
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), PAD, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, prompt in enumerate(prompts):
-        ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        mask[row, width - len(prompt) :] = 1
-    return ids, mask
+    return decode.left_pad(prompts, PAD)
 
 
 @pytest.fixture(scope="module")

@@ -251,14 +251,14 @@ class NearestTitleRecommender:
 
 
 def load(request: LoadRequest):
+    from tidrec.device import resolve_device
     from tidrec.embed import embedding_cache_dir
     from tidrec.models.genrec.train import load_title_lm
     from tidrec.models.llmseqsim import run_embedding_model
 
     # llmseqprompt may hold the genrec adapter (same training): any title-generation checkpoint loads
     model, catalogue, bf16 = load_title_lm(request.folder / "best.ckpt", request.dataset)
-    device = torch.device("cuda" if request.device != "cpu" and torch.cuda.is_available() else "cpu")
-    model = model.to(device)
+    model = model.to(resolve_device(request.device))
     if request.folder.name == "llmseqprompt":
         return NearestTitleRecommender(
             model,

@@ -38,6 +38,17 @@ def title_trie(sequences: Sequence[Sequence[int]]) -> Trie:
     return Trie.from_sequences(sequences, dense_limit=0)
 
 
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, S)`` input_ids and attention_mask of prompts padded on the left (what the searches take)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(list(prompt), dtype=torch.long)
+        mask[row, width - len(prompt) :] = 1
+    return ids, mask
+
+
 def prompt_positions(attention_mask: torch.Tensor) -> torch.Tensor:
     """``(B, S)`` position ids of left-padded prompts: 0 at each row's first real token (0 on padding)."""
     return (attention_mask.long().cumsum(1) - 1).clamp(min=0)

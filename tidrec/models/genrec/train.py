@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from tidrec.artifacts import CHECKPOINT_KEY, check_checkpoint, checkpoint_record, read_checkpoint
 from tidrec.data.dataset import Dataset, Split
 from tidrec.errors import ConfigError, InputError
-from tidrec.models.genrec.decode import title_trie
+from tidrec.models.genrec.decode import left_pad, title_trie
 from tidrec.models.genrec.prompts import item_titles, prompt_ids, title_sequences
 from tidrec.training import finish_fit, make_trainer, resume_checkpoint, validation_split
 
@@ -128,14 +128,7 @@ class Catalogue:
 
     def prompts(self, histories: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) left-padded prompt ids and their attention mask."""
-        rows = [self.prompt(history) for history in histories]
-        width = max(len(row) for row in rows)
-        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-        return ids, mask
+        return left_pad([self.prompt(history) for history in histories], self.tokenizer.pad_token_id)
 
     def content_hash(self) -> str:
         """sha256 of the title token sequences (what the trie and the prompts are made of)."""
