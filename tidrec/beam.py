@@ -286,28 +286,25 @@ def checkpoint_workload(config: BeamBenchConfig) -> Workload:
     record = checkpoint_record(checkpoint, config.checkpoint)
     dataset = load_dataset(data)
     sids = SidTable.load(sids_path)
-    check_checkpoint(
-        record,
-        dataset_hash=dataset.content_hash,
-        data_path=data,
-        sid_hash=sids.content_hash(),
-        sids_path=sids_path,
-    )
     split = dataset.split("test")
     users = [str(u) for u in dataset.user_ids[split.users]]
     onepass = None
-    if record.entry.get("recipe") == "onepass":
+    if record.entry.get("recipe") == "onepass":  # checks the data and SIDs, which may extend its own
         from tidrec.models.tiger.onepass_train import load_onepass
 
         onepass = load_onepass(
             config.checkpoint,
-            dataset_hash=dataset.content_hash,
+            dataset=dataset,
             sids=sids,
             sids_path=sids_path,
             data_path=data,
         ).eval()
         model, vocab, max_items, kind = onepass.t5, onepass.vocab, onepass.config.max_items, " (one-pass)"
     else:
+        check_checkpoint(
+            record, dataset_hash=dataset.content_hash, data_path=data, sid_hash=sids.content_hash(),
+            sids_path=sids_path,
+        )  # fmt: skip
         loaded = load_checkpoint(config.checkpoint)
         model, vocab, max_items, kind = loaded.model, loaded.vocab, loaded.config.max_items, ""
     return Workload(

@@ -282,6 +282,30 @@ def item_vectors(
     if parts == (TEXT,):
         embeddings = text_embeddings()  # (I, D)
         return embeddings, {"embedding_model": config.embedding_model, "embeddings_sha256": _sha(embeddings)}
+    built, records = vector_parts(config, dataset, text_embeddings)
+    imputed = impute_cold_rows(built, dataset, config.cold_impute)
+    weight = config.collab_weight if TEXT in parts else 1.0
+    vectors = join_parts(built, parts, weight)  # (I, sum E)
+    provenance: dict[str, Any] = {
+        "item_vectors": "+".join(parts),
+        "item_vector_parts": [
+            {"part": part, "dim": int(built[part].shape[1]), **records[part]} for part in parts
+        ],
+        "collab_weight": weight,
+        **({"cold_impute": imputed} if imputed else {}),
+        "embeddings_sha256": _sha(vectors),
+    }
+    if TEXT in parts:
+        provenance["embedding_model"] = config.embedding_model
+    return vectors, provenance
+
+
+def vector_parts(
+    config: VectorOptions, dataset: Dataset, text_embeddings: Callable[[], np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Each part of ``config.item_vectors`` as built, before normalising and joining: ``(I, E)``
+    arrays by part name, and each part's provenance record (see :func:`item_vectors`)."""
+    parts = parse_item_vectors(config.item_vectors)
     built: dict[str, np.ndarray] = {}
     records: dict[str, dict[str, Any]] = {}
     order = {TEXT: 2, COOC: 1}  # model tables first (a missing one stops the run at once), text last
@@ -313,22 +337,67 @@ def item_vectors(
             }
         if built[part].shape[0] != dataset.num_items:
             raise ValueError(f"{part} vectors are {built[part].shape}, expected ({dataset.num_items}, E)")
-    imputed = impute_cold_rows(built, dataset, config.cold_impute)
-    weight = config.collab_weight if TEXT in parts else 1.0
+    return built, records
+
+
+def join_parts(built: dict[str, np.ndarray], parts: Sequence[str], weight: float) -> np.ndarray:
+    """``(I, sum E)`` float32: each part L2-normalised per row, collaborative parts scaled by
+    ``weight``, concatenated in ``parts`` order."""
     columns = [l2_normalise(built[part]) * np.float32(1.0 if part == TEXT else weight) for part in parts]
-    vectors = np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)  # (I, sum E)
-    provenance: dict[str, Any] = {
-        "item_vectors": "+".join(parts),
-        "item_vector_parts": [
-            {"part": part, "dim": int(built[part].shape[1]), **records[part]} for part in parts
-        ],
-        "collab_weight": weight,
-        **({"cold_impute": imputed} if imputed else {}),
-        "embeddings_sha256": _sha(vectors),
-    }
+    return np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)
+
+
+def added_item_vectors(
+    config: VectorOptions,
+    dataset: Dataset,
+    text_embeddings: Callable[[], np.ndarray],
+    new_text: np.ndarray,
+    *,
+    neighbours: int = 0,
+) -> np.ndarray:
+    """``(M, E)`` vectors of items added to ``dataset``'s catalogue after its tokenizer was fitted, in
+    the space :func:`item_vectors` built for it with the same ``config``.
+
+    New items have no interactions: their text part is ``new_text``, their collaborative parts are
+    zero, or with ``neighbours`` > 0 the mean of those of their nearest fitted items by text (as
+    ``--cold-impute`` does for held-out items).
+
+    Args:
+        config: the options the tokenizer was fitted with.
+        dataset: the dataset it was fitted on (collaborative parts are rebuilt from it).
+        text_embeddings: ``dataset``'s (I, D) item-text embeddings.
+        new_text: (M, D) the new items' text embeddings, same model.
+        neighbours: fitted items whose collaborative vectors a new item's are the mean of (0: zeros).
+
+    Raises:
+        ConfigError: ``neighbours`` > 0 without a text part.
+    """
+    parts = parse_item_vectors(config.item_vectors)
+    if parts == (TEXT,):
+        return np.asarray(new_text, dtype=np.float32)
+    if neighbours and TEXT not in parts:
+        raise ConfigError("--cold-impute needs a text part in --item-vectors (neighbours are found by text)")
+    built, _ = vector_parts(config, dataset, text_embeddings)
+    impute_cold_rows(built, dataset, config.cold_impute)  # held-out rows as the tokenizer saw them
+    warm = dataset.num_warm_items
+    count = len(new_text)
+    added = {part: np.zeros((count, built[part].shape[1]), np.float32) for part in parts if part != TEXT}
     if TEXT in parts:
-        provenance["embedding_model"] = config.embedding_model
-    return vectors, provenance
+        added[TEXT] = np.asarray(new_text, dtype=np.float32)  # (M, D)
+    if neighbours:
+        nearest = nearest_by_text(built[TEXT][:warm], added[TEXT], neighbours)  # (M, k)
+        for part in parts:
+            if part != TEXT:
+                added[part] = built[part][:warm][nearest].mean(axis=1)  # (M, k, E) -> (M, E)
+    weight = config.collab_weight if TEXT in parts else 1.0
+    return join_parts({part: added[part] for part in parts}, parts, weight)
+
+
+def nearest_by_text(fitted: np.ndarray, new: np.ndarray, count: int) -> np.ndarray:
+    """``(M, k)`` indices of each new row's ``k = min(count, F)`` nearest ``fitted`` rows by cosine."""
+    similarity = l2_normalise(new) @ l2_normalise(fitted).T  # (M, F)
+    count = min(count, len(fitted))
+    return np.argpartition(-similarity, count - 1, axis=1)[:, :count]
 
 
 def impute_cold_rows(built: dict[str, np.ndarray], dataset: Dataset, neighbours: int) -> int:

@@ -29,7 +29,7 @@ from tokenizer.collision import DEFAULT_COLLISION_SIZE, add_collision_codes
 from tokenizer.rkmeans import ResidualKMeansConfig, ResidualKMeansTokenizer
 from tokenizer.rqvae import RqVaeConfig, RqVaeTokenizer
 from tokenizer.sid_table import SidTable
-from tokenizer.stats import code_stats, plot_code_usage, summary_table
+from tokenizer.stats import code_stats, plot_code_usage, shared_prefixes, summary_table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,9 +72,15 @@ class TokenizeConfig(DataConfig):
     """With text in --item-vectors: scale of each collaborative part (cooc, a model's table) after
     L2 normalisation, text's being 1."""
     cold_impute: int = 0
-    """Cold-start datasets (``--cold-start``): give each held-out item the mean collaborative vector
-    of its this many nearest fitted items by text embedding, instead of zeros (it has no training
-    interactions to have its own); needs a text part in --item-vectors (0 = off)."""
+    """Cold-start datasets (``--cold-start``) and ``--add-items``: give each held-out or added item
+    the mean collaborative vector of its this many nearest fitted items by text embedding, instead
+    of zeros (it has no training interactions to have its own); needs a text part in
+    --item-vectors (0 = off)."""
+    add_items: Path | None = None
+    """Items added after training (CSV/TSV/Parquet with --item-id-column and --text-columns): the
+    run's fitted tokenizer gives them SIDs without a refit and the run's data and SID table grow by
+    them, so the generative model trained before serves them (``--cold-impute K`` takes their
+    collaborative parts from their K nearest fitted items by text)."""
     seed: int = 42
     """Seed of k-means, RQ-VAE training and co-occurrence vectors (42, as every model's preset): the same
     seed gives the same SID table on CPU."""
@@ -274,23 +280,20 @@ def tokenize_embeddings(
     return table, stats
 
 
-def shared_prefixes(fitted: np.ndarray, new: np.ndarray) -> list[float]:
-    """Per depth d = 1..L, the share of ``new`` code tuples whose first d codes some ``fitted`` tuple
-    also starts with: how far new items' SIDs land among the ones a model was trained on."""
-    shares = []
-    for depth in range(1, fitted.shape[1] + 1):
-        known = {tuple(row) for row in fitted[:, :depth].tolist()}
-        shares.append(float(np.mean([tuple(row) in known for row in new[:, :depth].tolist()])))
-    return shares
-
-
 def tokenize_run(config: TokenizeConfig) -> SidTable:
     """Prepare the dataset, build the item vectors, fit the tokenizer, write ``<out>/tokenizer/``.
+
+    With ``--add-items`` the run's fitted tokenizer gives new items SIDs instead
+    (:func:`tidrec.add_items.add_items`).
 
     Raises:
         InputError: bad dataset files; a model named in ``--item-vectors`` not trained on this data.
         ConfigError: bad options, an embedding model that cannot be loaded, or a collision overflow.
     """
+    if config.add_items is not None:
+        from tidrec.add_items import add_items
+
+        return add_items(config)
     dataset = prepare_dataset(config, config.out / "data")
     start = time.perf_counter()
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +34,9 @@ class SidTable:
     """The tables this one extends, oldest first, as ``(rows, content_hash)``: its first ``rows`` rows
     are that table (:meth:`extend` appends items without changing existing SIDs). A model trained on
     one of them can serve this table (:meth:`extends`)."""
+
+    OWN_METADATA: ClassVar[tuple[str, ...]] = ("level_sizes", "dataset_hash", "content_hash", "lineage")
+    """Metadata keys :meth:`save` writes from the table itself (the rest come from ``extra``)."""
 
     def __post_init__(self) -> None:
         if self.codes.ndim != 2 or self.codes.shape != (len(self.item_ids), len(self.level_sizes)):

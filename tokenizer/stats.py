@@ -79,3 +79,13 @@ def plot_code_usage(codes: np.ndarray, level_sizes: tuple[int, ...], path: str |
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def shared_prefixes(fitted: np.ndarray, new: np.ndarray) -> list[float]:
+    """Per depth d = 1..L, the share of ``new`` code tuples whose first d codes some ``fitted`` tuple
+    also starts with: how far new items' SIDs land among the ones a model was trained on."""
+    shares = []
+    for depth in range(1, fitted.shape[1] + 1):
+        known = {tuple(row) for row in fitted[:, :depth].tolist()}
+        shares.append(float(np.mean([tuple(row) in known for row in new[:, :depth].tolist()])))
+    return shares

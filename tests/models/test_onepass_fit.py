@@ -143,7 +143,7 @@ def test_a_model_serves_a_table_that_extends_its_own_and_refuses_another(tmp_pat
     fit(FitConfig(run=tmp_path, max_epochs=2, **TINY))
     grown = table.extend(np.array(["new-a", "new-b"]), table.codes[:2, :-1])  # tuples of items 0 and 1
     grown.save(tmp_path / "grown.parquet")
-    kwargs = dict(dataset_hash=dataset.content_hash, data_path=tmp_path / "data", sids_path=sids_path)
+    kwargs = dict(dataset=dataset, data_path=tmp_path / "data", sids_path=sids_path)
     path = tmp_path / "models/tiger/best.ckpt"
     model = load_onepass(path, sids=SidTable.load(tmp_path / "grown.parquet"), **kwargs)
     assert model.num_items == table.num_items + 2

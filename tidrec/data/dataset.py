@@ -6,7 +6,9 @@ with :func:`load_dataset`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -60,6 +62,10 @@ class Dataset:
     cold_from: int | None = None
     """Cold-start protocol: item_idx from this on are *cold*, held out of training (absent from
     :meth:`train_sequences`; they stay in evaluation histories and targets). None: no cold items."""
+    lineage: tuple[tuple[int, str], ...] = ()
+    """The datasets this one extends by items added after them (:meth:`with_items`), oldest first,
+    as ``(items, content_hash)``: its first ``items`` items and every interaction are that dataset.
+    A generative model trained on one of them serves this one (:meth:`extends`). Not hashed."""
 
     def __post_init__(self) -> None:
         if self.offsets.shape != (len(self.user_ids) + 1,):
@@ -117,6 +123,56 @@ class Dataset:
         histories = [self.sequence(u)[:-cut] for u in users]
         targets = self.items[self.offsets[1:] - cut].astype(np.int64)
         return Split(users, histories, targets)
+
+    def with_items(self, item_ids: Sequence[str], texts: Sequence[str]) -> Dataset:
+        """This dataset plus new items appended as item_idx ``I .. I + M - 1``, with no interactions
+        yet (a catalogue grown after training); the lineage records this dataset.
+
+        Raises:
+            ValueError: an id already in the catalogue or repeated, or ids and texts of other lengths.
+        """
+        item_ids = [str(item) for item in item_ids]
+        if len(item_ids) != len(texts):
+            raise ValueError(f"{len(item_ids)} new item ids for {len(texts)} texts")
+        clashes = set(item_ids) & set(self.item_ids.astype(str).tolist())
+        if clashes or len(set(item_ids)) != len(item_ids):
+            raise ValueError(f"new item ids must be new and distinct; {sorted(clashes)[:3]} already exist")
+        return dataclasses.replace(
+            self,
+            item_ids=np.concatenate([self.item_ids.astype(str), np.array(item_ids, dtype=str)]),
+            item_texts=[*self.item_texts, *map(str, texts)],
+            lineage=(*self.lineage, (self.num_items, self.content_hash)),
+        )
+
+    def first_items(self, count: int) -> Dataset:
+        """The dataset as it was before the items from ``count`` on were added (:meth:`with_items`).
+
+        Raises:
+            ValueError: an interaction or ``cold_from`` refers to an item from ``count`` on.
+        """
+        if not 0 < count <= self.num_items:
+            raise ValueError(f"count must be in 1..{self.num_items}, got {count}")
+        if (len(self.items) and self.items.max() >= count) or (self.cold_from or 0) > count:
+            raise ValueError(f"items from {count} on have interactions; they were not added later")
+        kept = tuple(step for step in self.lineage if step[0] < count)
+        return dataclasses.replace(
+            self, item_ids=self.item_ids[:count], item_texts=self.item_texts[:count], lineage=kept
+        )
+
+    def extends(self, content_hash: str) -> bool:
+        """True when this dataset is the one with ``content_hash``, or grew from it by added items.
+
+        The lineage is checked, not trusted: the recorded first items are hashed again.
+        """
+        if self.content_hash == content_hash:
+            return True
+        for count, digest in self.lineage:
+            if digest == content_hash:
+                try:
+                    return self.first_items(count).content_hash == digest
+                except ValueError:
+                    return False
+        return False
 
     @property
     def content_hash(self) -> str:
@@ -178,6 +234,7 @@ class Dataset:
                 "content_hash": self.content_hash,
                 "stats": self.stats(),
                 **({"cold_from": self.cold_from} if self.cold_from is not None else {}),
+                **({"lineage": [list(step) for step in self.lineage]} if self.lineage else {}),
                 **(manifest or {}),
             },
         )
@@ -202,6 +259,12 @@ def load_dataset(folder: str | Path) -> Dataset:
     cold_from = manifest.get("cold_from")
     if cold_from is not None and (not isinstance(cold_from, int) or isinstance(cold_from, bool)):
         raise InputError(f"{manifest_path}: cold_from must be an item index, got {cold_from!r}; {remedy}")
+    lineage = manifest.get("lineage", [])
+    if not isinstance(lineage, list) or not all(
+        isinstance(step, list) and len(step) == 2 and type(step[0]) is int and isinstance(step[1], str)
+        for step in lineage
+    ):
+        raise InputError(f"{manifest_path}: lineage must be a list of [items, hash], got {str(lineage)[:80]}")
     tables = {
         name: pl.from_arrow(read_parquet(folder / name, columns=columns, remedy=remedy))
         for name, columns in (
@@ -225,6 +288,7 @@ def load_dataset(folder: str | Path) -> Dataset:
             items=inter["item_idx"].to_numpy().astype(np.int64),
             timestamps=inter["timestamp"].to_numpy().astype(np.int64),
             cold_from=cold_from,
+            lineage=tuple((count, digest) for count, digest in lineage),
         )
     except (ValueError, TypeError, pl.exceptions.PolarsError) as error:
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__

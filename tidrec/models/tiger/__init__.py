@@ -137,7 +137,7 @@ def load(request: LoadRequest):
 
         model = load_onepass(
             path,
-            dataset_hash=request.dataset.content_hash,
+            dataset=request.dataset,
             sids=sids,
             sids_path=sids_path,
             data_path=request.run / "data",

@@ -358,12 +358,13 @@ class OnePassRecommender:
 
 
 def load_onepass(
-    path: Path, *, dataset_hash: str, sids: SidTable, sids_path: Path, data_path: Path
+    path: Path, *, dataset: Dataset, sids: SidTable, sids_path: Path, data_path: Path
 ) -> OnePassModel:
     """The one-pass model of a checkpoint, checked against the run's data and SID table.
 
     ``sids`` may extend the table the model was trained on (new items appended by the fitted
-    tokenizer, its lineage naming that table): the model then serves the grown catalogue
+    tokenizer, its lineage naming that table), and ``dataset`` the data (items added since,
+    ``tidrec.tokenize --add-items``): the model then serves the grown catalogue
     (:meth:`OnePassModel.extended`).
 
     Raises:
@@ -372,9 +373,10 @@ def load_onepass(
     checkpoint = read_checkpoint(path)
     record = checkpoint_record(checkpoint, path)
     trained = trained_table(sids, str(record.sid_hash))
+    grown_from = dataset.extends(record.dataset_hash)  # the data it trained on, or grown from it
     check_checkpoint(
         record,
-        dataset_hash=dataset_hash,
+        dataset_hash=record.dataset_hash if grown_from else dataset.content_hash,
         data_path=data_path,
         sid_hash=trained.content_hash(),
         sids_path=sids_path,
@@ -417,7 +419,7 @@ def load_run_onepass(run: Path) -> tuple[Dataset, OnePassModel]:
     sids_path = run / "tokenizer" / "sids.parquet"
     model = load_onepass(
         run / "models" / "tiger" / "best.ckpt",
-        dataset_hash=dataset.content_hash,
+        dataset=dataset,
         sids=SidTable.load(sids_path),
         sids_path=sids_path,
         data_path=run / "data",
