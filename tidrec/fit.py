@@ -56,6 +56,10 @@ class FitConfig(TrainConfig):
     """Generative model, onepass, with --trie-softmax: a learned output vector per trie node (each SID
     prefix, down to the item), added to its code's output embedding: a hierarchical softmax whose
     last level is an item-id output embedding (preset: false)."""
+    item_loss: float | None = None
+    """Generative model, onepass, with --item-id-embedding: weight of an auxiliary loss, SASRec's
+    next-item cross-entropy over the whole catalogue from each encoder state, scored against the
+    item-id embedding table; training only, decoding is unchanged (preset: 0, off)."""
     objective: Literal["next", "masked", "mixed", "pretrain"] | None = None
     """Generative model, onepass: next (every position's next item, causal encoder), masked (GenRec's
     masked items: bidirectional encoder, a mask appended at inference), mixed (next + --masked-weight
@@ -173,6 +177,7 @@ class FitConfig(TrainConfig):
         check_range("--lora-alpha", self.lora_alpha, above=0)
         check_range("--lora-dropout", self.lora_dropout, at_least=0, below=1)
         check_range("--masked-weight", self.masked_weight, at_least=0)
+        check_range("--item-loss", self.item_loss, at_least=0)
         check_range("--pretrain-epochs", self.pretrain_epochs, at_least=1)
         models.get(self.model)  # an unknown model is one line listing the registered ones
         for name in ("positions_per_user", "user_buckets", "lr_plateau_patience"):
@@ -181,6 +186,8 @@ class FitConfig(TrainConfig):
             raise ConfigError(f"--beam-size must be >= 10 (validation reports NDCG@10), got {self.beam_size}")
         if self.node_embeddings and not self.trie_softmax:
             raise ConfigError("--node-embeddings true needs --trie-softmax true (nodes score only children)")
+        if self.item_loss and self.item_id_embedding is False:
+            raise ConfigError("--item-loss needs --item-id-embedding true (it scores against that table)")
 
 
 GENERIC = frozenset(

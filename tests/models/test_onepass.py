@@ -534,3 +534,45 @@ def test_a_grown_catalogue_keeps_what_old_items_learned():
     changed[[0, 1]] = changed[[1, 0]]
     with pytest.raises(ValueError, match="changes existing items' SIDs"):
         model.extended(changed)
+
+
+def test_the_item_loss_is_sasrecs_cross_entropy_on_the_encoder_states():
+    from tidrec.models.tiger.onepass import item_losses
+
+    model = tiny(hybrid=True, trie_softmax=True, item_loss=0.5)
+    batch = onepass_batch(SEQUENCES, CATALOGUE, max_items=8, eos=False)
+    encoded = encode_items(model, batch["items"])  # (B, T, D)
+    targets = batch["targets"]  # (B, T), -1 on padding
+    table = model.item_embedding.weight[: model.num_items]  # (I, D)
+    for row, col in zip(*np.nonzero(targets.numpy() >= 0), strict=True):
+        expected = F.cross_entropy(encoded[row, col] @ table.T, targets[row, col])  # one target by hand
+        torch.testing.assert_close(item_losses(model, encoded, targets)[row, col], expected)
+    assert (item_losses(model, encoded, targets)[targets < 0] == 0).all()
+    without = tiny(hybrid=True, trie_softmax=True)  # same seed, same weights, no item loss
+    extra = target_losses(model, batch) - target_losses(without, batch)
+    torch.testing.assert_close(extra, 0.5 * item_losses(model, encoded, targets))
+    with pytest.raises(ValueError, match="needs item_id_embedding"):
+        OnePassConfig(item_loss=1.0)
+
+
+def test_a_tiny_model_learns_the_cycle_with_the_item_loss():
+    dataset = cyclic_dataset(num_users=40)
+    vocab = Vocab(level_sizes=(3, 4), user_buckets=0)
+    sid_tokens = vocab.sid_tokens(cyclic_sids(dataset).codes)  # (12, 2)
+    model = tiny(
+        seed=0, vocab=vocab, sid_tokens=sid_tokens, d_model=32, num_layers=1, num_decoder_layers=1,
+        trie_softmax=True, hybrid=True, item_loss=1.0,
+    )  # fmt: skip
+    sequences = [dataset.items[dataset.offsets[u] : dataset.offsets[u + 1]] for u in range(40)]
+    batch = onepass_batch(sequences, sid_tokens, max_items=8, eos=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(300):
+        loss = onepass_loss(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    histories = [np.array([s]) for s in range(NUM_ITEMS)] + [s[:-1] for s in sequences]
+    truth = np.array([(h[-1] + 1) % NUM_ITEMS for h in histories])
+    top = recommend(model, histories, beam_size=4, top_k=1).item_idx[:, 0].numpy()
+    assert (top == truth).mean() > 0.95

@@ -150,3 +150,12 @@ def test_a_model_serves_a_table_that_extends_its_own_and_refuses_another(tmp_pat
     other = SidTable(table.item_ids, table.codes[::-1].copy(), table.level_sizes, table.dataset_hash)
     with pytest.raises(InputError, match="trained on SID table"):
         load_onepass(path, sids=other, **kwargs)
+
+
+def test_the_item_loss_trains_through_fit_and_needs_the_item_table(tmp_path):
+    make_run(tmp_path, num_users=12)
+    fit(FitConfig(run=tmp_path, max_epochs=1, item_loss=1.0, **TINY))
+    record = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)["tidrec"]
+    assert record["model_config"]["item_loss"] == 1.0
+    with pytest.raises(ConfigError, match="--item-loss needs --item-id-embedding"):
+        FitConfig(run=tmp_path, item_loss=1.0, item_id_embedding=False)

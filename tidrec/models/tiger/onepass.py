@@ -111,6 +111,11 @@ class OnePassConfig:
     """``masked``/``mixed``: the share of a sequence's items masked (at least one per sequence)."""
     masked_weight: float = 1.0
     """``mixed``: the masked loss's weight."""
+    item_loss: float = 0.0
+    """Weight of an auxiliary loss on next-item batches: each encoder state's cross-entropy over the
+    whole catalogue against the item-id embedding table (SASRec's loss, tied to the input table),
+    added to each target's SID loss. It trains the encoder with the signal SASRec learns from;
+    decoding does not use it. Needs ``item_id_embedding``; 0 = off."""
 
     @property
     def bidirectional(self) -> bool:
@@ -133,6 +138,8 @@ class OnePassConfig:
             raise ValueError(f"masked_weight must be >= 0, got {self.masked_weight}")
         if self.node_embeddings and not self.trie_softmax:
             raise ValueError("node_embeddings need trie_softmax (they score only a prefix's children)")
+        if self.item_loss < 0 or (self.item_loss and not self.item_id_embedding):
+            raise ValueError(f"item_loss must be >= 0 and needs item_id_embedding, got {self.item_loss}")
 
 
 class OnePassModel(nn.Module):
@@ -604,7 +611,12 @@ and :func:`blockwise_hidden`."""
 
 
 def onepass_logits(
-    model: OnePassModel, items: torch.Tensor, decoder_input_ids: torch.Tensor, *, kernel: str = "blocks"
+    model: OnePassModel,
+    items: torch.Tensor,
+    decoder_input_ids: torch.Tensor,
+    *,
+    kernel: str = "blocks",
+    encoded: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``(B, T, L+1, V)`` teacher-forced logits of every block, in one encoder and one decoder pass
     (``(B, T, L, V)`` for blocks without the EOS position).
@@ -616,6 +628,7 @@ def onepass_logits(
         kernel: ``"hf"`` runs HF's decoder on the whole ``Q = T*(L+1)`` sequence under a
             block-diagonal ``(Q, Q)`` mask (attention cost and memory grow as Q^2, almost all of it
             masked); ``"blocks"`` (:func:`blockwise_hidden`) attends within each block of L+1 only.
+        encoded: ``(B, T, D)`` the encoder states of ``items`` if already computed.
 
     Raises:
         ValueError: ``decoder_input_ids`` is not ``(B, T*(L+1))``, or an unknown kernel.
@@ -631,8 +644,8 @@ def onepass_logits(
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if kernel == "blocks":
-        return model.t5.lm_head(onepass_hidden(model, items, decoder_input_ids))  # (B, T, L+1, V)
-    hidden = encode_items(model, items)  # (B, T, D)
+        return model.t5.lm_head(onepass_hidden(model, items, decoder_input_ids, encoded))  # (B, T, L+1, V)
+    hidden = encode_items(model, items) if encoded is None else encoded  # (B, T, D)
     dtype, device = hidden.dtype, hidden.device
     cross_bias = block_cross_bias(model, width, block_len, width, dtype=dtype)  # (1, H or 1, Q, T)
     out = model.t5(
@@ -645,12 +658,18 @@ def onepass_logits(
     return out.logits.view(batch, width, block_len, -1)  # (B, T*(L+1), V) -> (B, T, L+1, V)
 
 
-def onepass_hidden(model: OnePassModel, items: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+def onepass_hidden(
+    model: OnePassModel,
+    items: torch.Tensor,
+    decoder_input_ids: torch.Tensor,
+    encoded: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``(B, T, L+1, D)`` the final decoder states of every block (the LM head's input), through
-    :func:`blockwise_hidden`; shapes as :func:`onepass_logits`."""
+    :func:`blockwise_hidden`; shapes as :func:`onepass_logits` (``encoded``: the encoder states of
+    ``items`` if already computed)."""
     batch, width = items.shape
     block_len = decoder_input_ids.shape[1] // max(width, 1)
-    hidden = encode_items(model, items)  # (B, T, D)
+    hidden = encode_items(model, items) if encoded is None else encoded  # (B, T, D)
     cross_bias = block_cross_bias(model, width, block_len, width, dtype=hidden.dtype)  # (1, H or 1, Q, T)
     states = blockwise_hidden(
         model.t5, decoder_input_ids, hidden, block_len=block_len, cross_bias=cross_bias
@@ -780,18 +799,23 @@ def target_losses(
     """``(B, T)`` each target's mean cross-entropy over its L+1 tokens; 0 on padded targets.
 
     Blocks without the EOS position (trie softmax only, where that position's loss is exactly 0)
-    give the same value: their L losses are summed and divided by L + 1."""
-    hidden = None
+    give the same value: their L losses are summed and divided by L + 1. With
+    ``config.item_loss`` a next-item target also adds that weight times :func:`item_losses`."""
+    hidden = encoded = None
     if "positions" in batch:  # a masked-item batch (masked_batch)
         hidden = masked_hidden(model, batch)  # (B, M, block, D)
         logits = model.t5.lm_head(hidden)
-    elif model.node_embeddings is not None:
-        if kernel != "blocks":
-            raise ValueError("a model with node embeddings trains with the 'blocks' kernel")
-        hidden = onepass_hidden(model, batch["items"], batch["decoder_input_ids"])  # (B, T, L+1, D)
-        logits = model.t5.lm_head(hidden)  # (B, T, L+1, V)
     else:
-        logits = onepass_logits(model, batch["items"], batch["decoder_input_ids"], kernel=kernel)
+        encoded = encode_items(model, batch["items"])  # (B, T, D)
+        if model.node_embeddings is not None:
+            if kernel != "blocks":
+                raise ValueError("a model with node embeddings trains with the 'blocks' kernel")
+            hidden = onepass_hidden(model, batch["items"], batch["decoder_input_ids"], encoded)  # (B,T,L+1,D)
+            logits = model.t5.lm_head(hidden)  # (B, T, L+1, V)
+        else:
+            logits = onepass_logits(
+                model, batch["items"], batch["decoder_input_ids"], kernel=kernel, encoded=encoded
+            )  # (B, T, L+1, V)
     if model.config.trie_softmax:
         logits = trie_softmax_logits(model, logits, batch["targets"], hidden)
     labels = batch["labels"].view(logits.shape[:3])  # (B, T*(L+1)) -> (B, T, L+1)
@@ -803,8 +827,29 @@ def target_losses(
             raise ValueError(
                 "blocks without the EOS position need the trie softmax (EOS is learnt otherwise)"
             )
-        return token_losses.sum(dim=2) / (model.num_levels + 1)  # (B, T)
-    return token_losses.mean(dim=2)  # (B, T)
+        losses = token_losses.sum(dim=2) / (model.num_levels + 1)  # (B, T)
+    else:
+        losses = token_losses.mean(dim=2)  # (B, T)
+    if encoded is not None and model.config.item_loss:
+        losses = losses + model.config.item_loss * item_losses(model, encoded, batch["targets"])
+    return losses
+
+
+def item_losses(model: OnePassModel, encoded: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` SASRec's loss on the encoder: each state's cross-entropy of the next item over the
+    whole catalogue, scored by dot product with the item-id embedding table; 0 on padded targets.
+
+    Args:
+        model: a one-pass model with an item-id embedding.
+        encoded: ``(B, T, D)`` encoder states (position t has read items <= t).
+        targets: ``(B, T)`` next item_idx, -1 on padding.
+    """
+    table = model.item_embedding.weight[: model.num_items]  # (I, D), the padding row left out
+    scores = encoded @ table.to(encoded.dtype).T  # (B, T, I)
+    losses = F.cross_entropy(
+        scores.flatten(0, 1).float(), targets.clamp(min=0).flatten(), reduction="none"
+    ).view(targets.shape)  # (B, T)
+    return torch.where(targets >= 0, losses, torch.zeros_like(losses))
 
 
 def onepass_loss(

@@ -65,6 +65,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         objective=config.objective or "next",
         mask_rate=config.mask_rate if config.mask_rate is not None else 0.2,
         masked_weight=config.masked_weight if config.masked_weight is not None else 1.0,
+        item_loss=config.item_loss or 0.0,
     )
 
 
