@@ -550,7 +550,7 @@ def test_the_item_loss_is_sasrecs_cross_entropy_on_the_encoder_states():
     targets = batch["targets"]  # (B, T), -1 on padding
     table = model.item_embedding.weight[: model.num_items]  # (I, D)
     for row, col in zip(*np.nonzero(targets.numpy() >= 0), strict=True):
-        expected = F.cross_entropy(encoded[row, col] @ table.T, targets[row, col])  # one target by hand
+        expected = F.cross_entropy(encoded[row, col] @ table.T / 32**0.5, targets[row, col])  # D = 32
         torch.testing.assert_close(item_losses(model, encoded, targets)[row, col], expected)
     assert (item_losses(model, encoded, targets)[targets < 0] == 0).all()
     without = tiny(hybrid=True, trie_softmax=True)  # same seed, same weights, no item loss

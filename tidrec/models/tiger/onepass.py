@@ -837,7 +837,9 @@ def target_losses(
 
 def item_losses(model: OnePassModel, encoded: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``(B, T)`` SASRec's loss on the encoder: each state's cross-entropy of the next item over the
-    whole catalogue, scored by dot product with the item-id embedding table; 0 on padded targets.
+    whole catalogue, scored by dot product with the item-id embedding table scaled by D^-0.5 (as
+    T5 scales its tied output layer; the table starts at unit variance, so unscaled scores would
+    start with a spread of sqrt(D) and a loss near 30); 0 on padded targets.
 
     Args:
         model: a one-pass model with an item-id embedding.
@@ -845,7 +847,7 @@ def item_losses(model: OnePassModel, encoded: torch.Tensor, targets: torch.Tenso
         targets: ``(B, T)`` next item_idx, -1 on padding.
     """
     table = model.item_embedding.weight[: model.num_items]  # (I, D), the padding row left out
-    scores = encoded @ table.to(encoded.dtype).T  # (B, T, I)
+    scores = encoded @ table.to(encoded.dtype).T * encoded.shape[-1] ** -0.5  # (B, T, I)
     losses = F.cross_entropy(
         scores.flatten(0, 1).float(), targets.clamp(min=0).flatten(), reduction="none"
     ).view(targets.shape)  # (B, T)
