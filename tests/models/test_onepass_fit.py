@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -159,3 +160,37 @@ def test_the_item_loss_trains_through_fit_and_needs_the_item_table(tmp_path):
     assert record["model_config"]["item_loss"] == 1.0
     with pytest.raises(ConfigError, match="--item-loss needs --item-id-embedding"):
         FitConfig(run=tmp_path, item_loss=1.0, item_id_embedding=False)
+
+
+def test_two_cpu_processes_train_one_model_and_validate_on_every_user(tmp_path):
+    """DDP over 2 CPU processes (gloo): each validates half the users; the logged score is theirs
+    together, so the best checkpoint's recorded score is the whole validation split's."""
+    import subprocess
+    import sys
+
+    make_run(tmp_path, num_users=40)
+    flags = ["--run", str(tmp_path), "--preset", "cpu", "--d-model", "32", "--num-layers", "1"]
+    flags += [
+        "--num-heads",
+        "2",
+        "--d-ff",
+        "64",
+        "--max-items",
+        "4",
+        "--batch-size",
+        "4",
+        "--max-epochs",
+        "2",
+    ]
+    flags += ["--progress", "false", "--device", "cpu", "--devices", "2", "--strategy", "ddp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tidrec.fit", *flags], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("best val/ndcg@10") == 1  # one summary, from rank 0
+    info = json.loads((tmp_path / "models/tiger/train_info.json").read_text())
+    assert info["steps"] == 10  # 38 training windows / (4 per process x 2 processes) x 2 epochs
+    assert evaluate.main(["--run", str(tmp_path), "--split", "valid", "--exclude-history", "true"]) == 0
+    whole = json.loads((tmp_path / "models/tiger/eval/results-valid-exclude-history.json").read_text())
+    assert whole["metrics"]["ndcg@10"] == pytest.approx(info["best_val_ndcg10"], abs=1e-6)

@@ -163,8 +163,8 @@ class SequenceModule(L.LightningModule):
         scores = scores.masked_fill(batch["seen"], float("-inf"))
         ndcg, recall = ndcg_recall_at(scores, batch["targets"], k=10)
         size = len(ndcg)
-        self.log("val/ndcg@10", ndcg.mean(), prog_bar=True, batch_size=size)
-        self.log("val/recall@10", recall.mean(), batch_size=size)
+        self.log("val/ndcg@10", ndcg.mean(), prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/recall@10", recall.mean(), batch_size=size, sync_dist=True)
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
         """AdamW; with ``lr_plateau_patience`` set, the rate shrinks when validation NDCG@10 stalls."""

@@ -279,8 +279,8 @@ class TitleLMModule(L.LightningModule):
         )
         metrics = ranking_metrics(result.item_idx.cpu().numpy(), batch["targets"], ks=(10,))
         size = len(batch["targets"])
-        self.log("val/ndcg@10", metrics["ndcg@10"], prog_bar=True, batch_size=size)
-        self.log("val/recall@10", metrics["recall@10"], batch_size=size)
+        self.log("val/ndcg@10", metrics["ndcg@10"], prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("val/recall@10", metrics["recall@10"], batch_size=size, sync_dist=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW over the adapter; linear warm-up then cosine decay over the planned steps."""

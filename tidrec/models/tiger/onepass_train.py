@@ -117,7 +117,9 @@ class OnePassModule(L.LightningModule):
         weight = self.config.masked_weight if self.config.objective == "mixed" else 1.0
         loss = sum(value * (weight if name == "masked" else 1.0) for name, value in losses.items())
         targets = sum(int(part["attention_mask"].sum()) for part in batch.values())
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=targets)
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=targets, sync_dist=True
+        )
         if len(losses) > 1:
             for name, value in losses.items():
                 self.log(f"train/{name}_loss", value, on_step=False, on_epoch=True, batch_size=targets)
@@ -137,7 +139,9 @@ class OnePassModule(L.LightningModule):
         metrics = ranking_metrics(ranked, batch["targets"], ks=(10,))
         size = len(batch["targets"])
         for name in ("recall@10", "ndcg@10"):
-            self.log(f"val/{name}", metrics[name], on_epoch=True, prog_bar=True, batch_size=size)
+            self.log(
+                f"val/{name}", metrics[name], on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         return warmup_cosine_adamw(
