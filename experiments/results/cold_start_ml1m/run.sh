@@ -1,6 +1,6 @@
 set -euo pipefail
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
-ROOT=$ROOT_DIR
+ROOT=${1:?output root}  # e.g. runs/cold-ml1m
 python -m tidrec.tokenize --dataset ml-1m --cold-start 0.1 --out $ROOT/plain --progress false
 python -m tidrec.compare --run $ROOT/plain --models tiger llmseqsim pop --progress false
 mkdir -p $ROOT/impute10
