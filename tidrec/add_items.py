@@ -23,7 +23,6 @@ import polars as pl
 from tidrec.data.dataset import Dataset, load_dataset
 from tidrec.data.generic import item_texts, read_table, require_columns
 from tidrec.data.preprocess import Table
-from tidrec.embed import embed_texts
 from tidrec.errors import InputError
 from tidrec.io import read_json_object, write_json
 from tidrec.item_vectors import COOC, added_item_vectors
@@ -77,7 +76,7 @@ def base_dataset(dataset: Dataset, sids: SidTable, new: NewItems, data_dir: Path
     Raises:
         InputError: a new item id is already in the catalogue.
     """
-    known = {item: index for index, item in enumerate(dataset.item_ids.astype(str).tolist())}
+    known = set(dataset.item_ids.astype(str).tolist())
     present = [item for item in new.ids if item in known]
     start = dataset.num_items - len(new.ids)
     resumed = (
@@ -145,18 +144,12 @@ def add_items(config: Any) -> SidTable:
     tokenizer = load_tokenizer(tokenizer_path, device=config.device)
     options = fitted_options(config, extra)
 
-    def embed(texts: list[str]) -> np.ndarray:
-        return embed_texts(
-            texts,
-            model=options.embedding_model,
-            cache_dir=config.cache_dir(),
-            batch_size=config.embedding_batch_size,
-            device=config.device,
-            progress=config.progress,
-        )  # (N, D)
-
     vectors = added_item_vectors(
-        options, base, lambda: embed(base.item_texts), embed(new.texts), neighbours=config.cold_impute
+        options,
+        base,
+        lambda: options.embed(base.item_texts),
+        options.embed(new.texts),  # (M, D) by the model the tokenizer was fitted with
+        neighbours=config.cold_impute,
     )  # (M, E)
     codes = tokenizer.encode(vectors)  # (M, L - 1)
     grown_sids = sids.extend(np.array(new.ids), codes)

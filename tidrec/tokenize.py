@@ -161,6 +161,17 @@ class TokenizeConfig(DataConfig):
         home = os.environ.get("TIDREC_HOME")
         return Path(home) / "embeddings" if home else self.out / "embeddings"
 
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """``(N, D)`` embeddings of ``texts`` by ``embedding_model``, through the cache."""
+        return embed_texts(
+            texts,
+            model=self.embedding_model,
+            cache_dir=self.cache_dir(),
+            batch_size=self.embedding_batch_size,
+            device=self.device,
+            progress=self.progress,
+        )
+
 
 AUTO_TUPLES_PER_ITEM = 8
 """The automatic codebook size gives at least this many code tuples per item."""
@@ -296,18 +307,7 @@ def tokenize_run(config: TokenizeConfig) -> SidTable:
         return add_items(config)
     dataset = prepare_dataset(config, config.out / "data")
     start = time.perf_counter()
-
-    def text_embeddings() -> np.ndarray:
-        return embed_texts(
-            dataset.item_texts,
-            model=config.embedding_model,
-            cache_dir=config.cache_dir(),
-            batch_size=config.embedding_batch_size,
-            device=config.device,
-            progress=config.progress,
-        )  # (I, D)
-
-    embeddings, provenance = item_vectors(config, dataset, text_embeddings)  # (I, E)
+    embeddings, provenance = item_vectors(config, dataset, lambda: config.embed(dataset.item_texts))  # (I, E)
     warm = dataset.num_warm_items  # the cold-start protocol's held-out items get SIDs, not a say
     table, stats = tokenize_embeddings(
         embeddings[:warm],
