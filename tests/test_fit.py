@@ -202,6 +202,22 @@ def test_cli_help(capsys):
     assert "--preset" in out and "--resume" in out and "--positions-per-user" in out
 
 
+def test_a_resumed_run_keeps_the_patience_it_is_given(tmp_path):
+    """Continuing an early-stopped run with a larger --patience must not stop again at once."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from tidrec.training import TrainConfig, make_trainer
+
+    stopped = EarlyStopping(monitor="val/ndcg@10", mode="max", patience=5)
+    stopped.wait_count, stopped.best_score = 5, torch.tensor(0.16)
+    trainer = make_trainer(TrainConfig(device="cpu", patience=20), tmp_path)
+    stopping = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
+    assert stopping.state_key == stopped.state_key  # finds the state checkpoints already hold
+    stopping.load_state_dict(stopped.state_dict())
+    assert (stopping.patience, stopping.wait_count) == (20, 5)
+    assert float(stopping.best_score) == pytest.approx(0.16)
+
+
 def test_make_trainer_defaults(tmp_path):
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 

@@ -199,6 +199,25 @@ class EpochLines(L.Callback):
         print(f"epoch {trainer.current_epoch + 1}{total}: {', '.join(shown)} ({seconds:.0f} s)", flush=True)
 
 
+class ConfiguredEarlyStopping(EarlyStopping):
+    """Early stopping whose patience is the run's ``--patience``, also after ``--resume true``.
+
+    Lightning's own callback restores the patience saved in the checkpoint, so continuing a run that
+    stopped early with a larger ``--patience`` would stop again at once; the count of validations
+    without improvement and the best score still come from the checkpoint.
+    """
+
+    @property
+    def state_key(self) -> str:
+        # Lightning's own name, so checkpoints written before this class existed resume alike
+        return super().state_key.replace(type(self).__qualname__, EarlyStopping.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
+
+
 class NonFiniteLossError(TidrecError):
     """Training produced a NaN or infinite loss; the checkpoints keep the last good model."""
 
@@ -313,7 +332,7 @@ def make_trainer(
         # Its own callback: Lightning's save_last only refreshes last.ckpt when best.ckpt improves,
         # so --resume would go back to the best epoch instead of the latest.
         FolderCheckpoint(dirpath=out_dir, filename="last", enable_version_counter=False),
-        EarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
+        ConfiguredEarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
         FiniteLossGuard(),
     ]
     bar = config.progress and on_terminal()
