@@ -2,9 +2,9 @@
 # The one-pass generative model on ML-1M (issue 12): all ratings, leave-one-out, full ranking, seen
 # items excluded. SIDs from text and co-occurrence (3 x 32 codes), then the cpu preset trained on one
 # random 50-item window per user and epoch, lr 2e-3, bf16 autocast (fp32 where the CPU has no bf16
-# units: pass PRECISION=32), all EPOCHS epochs (55 took about 115-120 minutes on one thread of the
+# units: pass PRECISION=32), all EPOCHS epochs (55 took about 115 minutes on one thread of the
 # 2-core development box; early stopping after 5 flat validations on 1,000 users ended both seeds
-# with a third of the cosine schedule left, about 0.007 NDCG@10 short, so the patience is EPOCHS);
+# with a third of the cosine schedule left, 0.007 and 0.010 NDCG@10 short, so the patience is EPOCHS);
 # the 125-minute cap is only a safety net. SEED seeds both the SIDs and the model.
 # THREADS sets torch's CPU threads. Further arguments go to tidrec.fit.
 set -euo pipefail
