@@ -6,7 +6,9 @@
 # 2-core development box; early stopping after 5 flat validations on 1,000 users ended both seeds
 # with a third of the cosine schedule left, 0.007 and 0.010 NDCG@10 short, so the patience is EPOCHS);
 # the 125-minute cap is only a safety net. SEED seeds both the SIDs and the model.
-# THREADS sets torch's CPU threads. Further arguments go to tidrec.fit.
+# THREADS sets torch's CPU threads. Further arguments go to tidrec.fit (later flags win), e.g. issue 14's
+# ML-1M ablation in the same time: EPOCHS=50 ... --objective pretrain --pretrain-epochs 10, and
+# EPOCHS=38 ... --objective mixed.
 set -euo pipefail
 RUN=${RUN:-runs/ml-1m-onepass}
 SEED=${SEED:-42}
