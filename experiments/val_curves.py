@@ -42,9 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    runs = [spec.partition("=")[::2] for spec in args.models]
+    for label, folder in runs:
+        for name in ("metrics.csv", "train_info.json"):
+            if not label or not (Path(folder) / name).is_file():
+                parser.error(f"{label}={folder}: expected LABEL=MODEL_DIR, a folder holding {name}")
+
     fig, axis = plt.subplots(figsize=(8, 4.5))
-    for spec in args.models:
-        label, _, folder = spec.partition("=")
+    for label, folder in runs:
         model_dir = Path(folder)
         start = 0.0
         if (model_dir / "pretrain" / "train_info.json").exists():
