@@ -572,3 +572,23 @@ def test_a_tiny_model_learns_the_cycle_with_the_item_loss():
     batch = onepass_batch(sequences, sid_tokens, max_items=8, eos=False)
     _, hits = train_on_the_cycle(model, batch, sequences)
     assert hits > 0.95
+
+
+def test_the_words_dropout_kernel_is_used_and_still_learns_the_cycle():
+    from tidrec.dropout import Dropout
+
+    with pytest.raises(ValueError, match="dropout_kernel must be one of"):
+        OnePassConfig(dropout_kernel="philox")
+    dataset = cyclic_dataset(num_users=40)
+    vocab = Vocab(level_sizes=(3, 4), user_buckets=0)
+    sid_tokens = vocab.sid_tokens(cyclic_sids(dataset).codes)  # (12, 2)
+    model = tiny(
+        seed=0, vocab=vocab, sid_tokens=sid_tokens, num_layers=1, num_decoder_layers=1, trie_softmax=True,
+        dropout=0.1, dropout_kernel="words",
+    )  # fmt: skip
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(isinstance(m, Dropout) and m.kernel == "words" and m.p == 0.1 for m in dropouts)
+    sequences = [dataset.items[dataset.offsets[u] : dataset.offsets[u + 1]] for u in range(40)]
+    batch = onepass_batch(sequences, sid_tokens, max_items=8, eos=False)
+    loss, hits = train_on_the_cycle(model, batch, sequences)
+    assert loss < 0.2 and hits > 0.95

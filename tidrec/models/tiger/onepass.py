@@ -44,6 +44,7 @@ from transformers import T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.models.t5.modeling_t5 import T5Attention
 
+from tidrec.dropout import DROPOUT_KERNELS, use_dropout_kernel
 from tidrec.generate import BeamResult, EncoderState, cross_attention_state, decode
 from tidrec.model import ModelConfig, build_model
 from tidrec.vocab import EOS, PAD, Vocab
@@ -89,6 +90,10 @@ class OnePassConfig:
     from older ones."""
     attention_dropout: float | None = None
     """Dropout on attention weights (None: ``dropout``, as T5 does)."""
+    dropout_kernel: str = "torch"
+    """How dropout masks are drawn (:data:`tidrec.dropout.DROPOUT_KERNELS`): ``torch`` is
+    ``F.dropout``; ``words`` draws a 64-bit random word per four elements, about 3x cheaper on CPU,
+    where drawing masks was a quarter of a training step. Same rate, different masks for a seed."""
     trie_softmax: bool = False
     """Normalise each SID token's distribution over the codes the catalogue's trie allows after the
     true prefix, in the training loss and in decoding, instead of over the whole vocabulary. The
@@ -130,6 +135,8 @@ class OnePassConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.dropout_kernel not in DROPOUT_KERNELS:
+            raise ValueError(f"dropout_kernel must be one of {DROPOUT_KERNELS}, got {self.dropout_kernel!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if not 0.0 < self.mask_rate < 1.0:
@@ -189,6 +196,8 @@ class OnePassModel(nn.Module):
             for module in self.t5.modules():
                 if isinstance(module, T5Attention):
                     module.dropout = config.attention_dropout  # read by HF's forward and blockwise_hidden
+        if config.dropout_kernel != "torch":
+            use_dropout_kernel(self.t5, config.dropout_kernel)
         self.recency = nn.Embedding(RECENCY_BUCKETS, config.num_heads) if config.recency_bias else None
         if self.recency is not None:
             nn.init.zeros_(self.recency.weight)  # starts as plain cross-attention

@@ -60,6 +60,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         item_id_embedding=bool(config.item_id_embedding),
         recency_bias=bool(config.recency_bias),
         attention_dropout=config.attention_dropout,
+        dropout_kernel=config.dropout_kernel or "torch",
         trie_softmax=bool(config.trie_softmax),
         node_embeddings=bool(config.node_embeddings),
         objective=config.objective or "next",
