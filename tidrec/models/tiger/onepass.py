@@ -92,8 +92,9 @@ class OnePassConfig:
     """Dropout on attention weights (None: ``dropout``, as T5 does)."""
     dropout_kernel: str = "torch"
     """How dropout masks are drawn (:data:`tidrec.dropout.DROPOUT_KERNELS`): ``torch`` is
-    ``F.dropout``; ``words`` draws a 64-bit random word per four elements, about 3x cheaper on CPU,
-    where drawing masks was a quarter of a training step. Same rate, different masks for a seed."""
+    ``F.dropout``; ``words`` draws a 64-bit random word per four elements: masks about 2.3x cheaper
+    on CPU, a cpu-preset training step 1.13x faster (``benchmarks/dropout.py``). Same rate,
+    different masks for a seed."""
     trie_softmax: bool = False
     """Normalise each SID token's distribution over the codes the catalogue's trie allows after the
     true prefix, in the training loss and in decoding, instead of over the whole vocabulary. The
