@@ -128,6 +128,16 @@ def test_resume_refuses_another_model_config(run, capsys):
     assert "another model config" in err and "d_model 32 vs 48" in err
 
 
+def test_resume_accepts_a_checkpoint_older_than_a_new_option(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    last = copy / "models" / "tiger" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    del checkpoint[CHECKPOINT_KEY]["model_config"]["dropout_kernel"]  # written before the option existed
+    torch.save(checkpoint, last)
+    assert fit.main(["--run", str(copy), "--max-epochs", "3", "--resume", "true", *TIGER]) == 0
+
+
 def test_resume_of_a_truncated_checkpoint_is_one_line(run, capsys):
     last = run / "models" / "sasrec" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])

@@ -391,12 +391,14 @@ def resume_checkpoint(
     sid_hash: str | None = None,
     sids_path: str | Path = "the run's SID table",
     model_config: dict[str, Any] | None = None,
+    config_defaults: dict[str, Any] | None = None,
 ) -> Path | None:
     """The checkpoint to resume from (see :func:`resume_path`), checked before anything touches it.
 
     It is read weights-only and must record the same model, dataset, (for the generative model)
     SID table and model config as the run being resumed; nothing in the folder changes when it
-    does not.
+    does not. A field the checkpoint's record lacks (an option added after it was written) counts
+    as ``config_defaults``' value, which is how its loader rebuilds that config.
 
     Raises:
         ConfigError: ``--resume true`` with no last.ckpt.
@@ -414,7 +416,7 @@ def resume_checkpoint(
             sids_path=sids_path,
         )
         saved = record.entry.get({"tiger": "model_config", "llm": "llm_config"}.get(record.kind, "config"))
-        saved = saved if isinstance(saved, dict) else {}
+        saved = {**(config_defaults or {}), **saved} if isinstance(saved, dict) else {}
         if model_config is not None and saved != model_config:
             differ = sorted(k for k in {*model_config, *saved} if saved.get(k) != model_config.get(k))
             shown = ", ".join(f"{k} {saved.get(k)!r} vs {model_config.get(k)!r}" for k in differ[:3])

@@ -296,6 +296,7 @@ def train_stage(
         sid_hash=module.sid_hash,
         sids_path=config.run / "tokenizer" / "sids.parquet",
         model_config=dataclasses.asdict(net),
+        config_defaults=dataclasses.asdict(OnePassConfig()),
     )
     trainer = make_trainer(config, out_dir, resume_from=checkpoint)
     start = time.perf_counter()
