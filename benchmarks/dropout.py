@@ -26,6 +26,7 @@ from tidrec.dropout import DROPOUT_KERNELS, dropout
 from tidrec.io import write_json
 from tidrec.models.tiger.onepass import OnePassConfig, build_onepass, onepass_batch, onepass_loss
 from tidrec.vocab import Vocab
+from tokenizer.collision import add_collision_codes
 
 SHAPES = {"encoder (8, 50, 128)": (8, 50, 128), "decoder (8, 150, 128)": (8, 150, 128),
           "feed-forward (8, 150, 512)": (8, 150, 512)}  # fmt: skip
@@ -34,15 +35,9 @@ SHAPES = {"encoder (8, 50, 128)": (8, 50, 128), "decoder (8, 150, 128)": (8, 150
 def catalogue(items: int, seed: int = 0) -> tuple[Vocab, np.ndarray]:
     """A vocabulary of 3 x 32 codes + a collision level and ``items`` distinct random SIDs."""
     rng = np.random.default_rng(seed)
-    codes = np.stack([rng.integers(0, 32, items) for _ in range(3)], axis=1)  # (I, 3)
-    _, first, counts = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
-    collision = np.zeros(items, dtype=np.int64)
-    seen: dict[int, int] = {}
-    for row, group in enumerate(first.ravel()):
-        collision[row] = seen.get(group, 0)
-        seen[group] = collision[row] + 1
-    vocab = Vocab(level_sizes=(32, 32, 32, int(counts.max())), user_buckets=0)
-    return vocab, vocab.sid_tokens(np.concatenate([codes, collision[:, None]], axis=1))
+    codes = add_collision_codes(rng.integers(0, 32, (items, 3)))  # (I, 4), rows distinct
+    vocab = Vocab(level_sizes=(32, 32, 32, int(codes[:, -1].max()) + 1), user_buckets=0)
+    return vocab, vocab.sid_tokens(codes)
 
 
 def step_fn(

@@ -20,6 +20,14 @@ DROPOUT_KERNELS = ("torch", "words")
 """``torch``: ``F.dropout`` (the reference); ``words``: 16-bit comparisons of 64-bit random words."""
 
 
+def check_kernel(kernel: str) -> None:
+    """Raises:
+    ValueError: ``kernel`` is not one of :data:`DROPOUT_KERNELS`.
+    """
+    if kernel not in DROPOUT_KERNELS:
+        raise ValueError(f"dropout kernel must be one of {DROPOUT_KERNELS}, got {kernel!r}")
+
+
 def keep_mask(
     shape: torch.Size | tuple[int, ...], p: float, *, device: torch.device | None = None
 ) -> torch.Tensor:
@@ -44,8 +52,7 @@ def dropout(x: torch.Tensor, p: float, *, training: bool, kernel: str = "torch")
     Raises:
         ValueError: an unknown ``kernel``.
     """
-    if kernel not in DROPOUT_KERNELS:
-        raise ValueError(f"dropout kernel must be one of {DROPOUT_KERNELS}, got {kernel!r}")
+    check_kernel(kernel)
     if not training or p == 0.0:
         return x
     if kernel == "torch":
@@ -59,8 +66,7 @@ class Dropout(nn.Dropout):
 
     def __init__(self, p: float = 0.5, *, kernel: str = "torch") -> None:
         super().__init__(p)
-        if kernel not in DROPOUT_KERNELS:
-            raise ValueError(f"dropout kernel must be one of {DROPOUT_KERNELS}, got {kernel!r}")
+        check_kernel(kernel)
         self.kernel = kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,8 +81,7 @@ def use_dropout_kernel(module: nn.Module, kernel: str) -> int:
     Raises:
         ValueError: an unknown ``kernel``.
     """
-    if kernel not in DROPOUT_KERNELS:
-        raise ValueError(f"dropout kernel must be one of {DROPOUT_KERNELS}, got {kernel!r}")
+    check_kernel(kernel)
     replaced = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
