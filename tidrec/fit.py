@@ -102,6 +102,8 @@ class FitConfig(TrainConfig):
     """Hidden size (preset: 128)."""
     num_layers: int | None = None
     """Layers (for tiger: encoder layers and decoder layers each; preset: 4 tiger, 2 cpu)."""
+    num_decoder_layers: int | None = None
+    """Generative model: decoder layers, when they should differ from --num-layers (preset: as many)."""
     num_heads: int | None = None
     """Attention heads (preset: 6 of 64 for tiger, 4 of 32 for cpu)."""
     d_kv: int | None = None
@@ -162,6 +164,7 @@ class FitConfig(TrainConfig):
         names = (
             "d_model",
             "num_layers",
+            "num_decoder_layers",
             "num_heads",
             "d_ff",
             "max_items",

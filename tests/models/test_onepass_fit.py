@@ -13,6 +13,7 @@ from tiger_fixtures import make_run
 from tidrec import evaluate
 from tidrec.errors import ConfigError
 from tidrec.fit import FitConfig, fit, resolve_config
+from tidrec.models.tiger.onepass_train import load_run_onepass
 
 TINY = dict(
     preset="cpu",
@@ -75,6 +76,17 @@ def test_the_trie_softmax_trains_through_fit_and_is_kept_in_the_checkpoint(tmp_p
     record = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)["tidrec"]
     assert record["model_config"]["trie_softmax"] is True
     assert record["model_config"]["node_embeddings"] is nodes
+
+
+def test_a_shallower_decoder_is_built_kept_in_the_checkpoint_and_served(tmp_path):
+    make_run(tmp_path)
+    fit(FitConfig(run=tmp_path, max_epochs=15, **{**TINY, "num_layers": 2}, num_decoder_layers=1))
+    info = json.loads((tmp_path / "models/tiger/train_info.json").read_text())
+    assert info["best_val_ndcg10"] > 0.8
+    record = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)["tidrec"]
+    assert (record["model_config"]["num_layers"], record["model_config"]["num_decoder_layers"]) == (2, 1)
+    _, model = load_run_onepass(tmp_path)
+    assert (len(model.t5.encoder.block), len(model.t5.decoder.block)) == (2, 1)
 
 
 @pytest.mark.parametrize("objective", ["masked", "mixed"])

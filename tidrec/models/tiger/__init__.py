@@ -179,6 +179,7 @@ SPEC = register(
                 "preset",
                 "d_model",
                 "num_layers",
+                "num_decoder_layers",
                 "num_heads",
                 "d_kv",
                 "d_ff",

@@ -51,7 +51,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
     return OnePassConfig(
         d_model=config.d_model,
         num_layers=config.num_layers,
-        num_decoder_layers=config.num_layers,
+        num_decoder_layers=config.num_decoder_layers or config.num_layers,
         num_heads=config.num_heads,
         d_kv=config.d_kv,
         d_ff=config.d_ff,

@@ -36,7 +36,7 @@ def model_config(config: FitConfig) -> ModelConfig:
     return ModelConfig(
         d_model=config.d_model,
         num_layers=config.num_layers,
-        num_decoder_layers=config.num_layers,
+        num_decoder_layers=config.num_decoder_layers or config.num_layers,
         num_heads=config.num_heads,
         d_kv=config.d_kv,
         d_ff=config.d_ff,
