@@ -41,14 +41,14 @@ def catalogue(items: int, seed: int = 0) -> tuple[Vocab, np.ndarray]:
 
 
 def step_fn(
-    kernel: str, vocab: Vocab, sid_tokens: np.ndarray, windows: list[np.ndarray]
+    kernel: str, vocab: Vocab, sid_tokens: np.ndarray, windows: list[np.ndarray], decoder_layers: int = 2
 ) -> Callable[[], None]:
-    """One cpu-preset one-pass training step with the given dropout kernel."""
+    """One cpu-preset one-pass training step with the given dropout kernel (and decoder depth)."""
     torch.manual_seed(0)
     config = OnePassConfig(
-        d_model=128, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=32, d_ff=512, dropout=0.2,
-        max_items=50, item_id_embedding=True, recency_bias=True, attention_dropout=0.0, trie_softmax=True,
-        dropout_kernel=kernel,
+        d_model=128, num_layers=2, num_decoder_layers=decoder_layers, num_heads=4, d_kv=32, d_ff=512,
+        dropout=0.2, max_items=50, item_id_embedding=True, recency_bias=True, attention_dropout=0.0,
+        trie_softmax=True, dropout_kernel=kernel,
     )  # fmt: skip
     model = build_onepass(config, vocab, sid_tokens).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
