@@ -391,3 +391,66 @@ def trie_softmax_scores(model, input_ids, attention_mask, trie, codes) -> torch.
                 (allowed == sid[depth]).nonzero()[0, 0]
             ]
     return scores
+
+
+def _random_prior(seed: int, num_items: int, scale: float) -> torch.Tensor:
+    """(4, I) log-scores <= 0, as a weighted item head's log-probabilities would be."""
+    return -torch.from_numpy(np.random.default_rng(seed + 1).exponential(scale, (4, num_items))).float()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    num_items=st.integers(1, 24),
+    beam_size=st.integers(1, 8),
+    top_k=st.integers(1, 3),
+    scale=st.sampled_from([0.1, 1.0, 10.0]),
+    excluded=st.booleans(),
+)
+def test_a_certified_list_under_an_item_prior_is_the_exact_top_k_of_the_sum(
+    seed, num_items, beam_size, top_k, scale, excluded
+):
+    model, codes, input_ids, exclude = _random_case(seed, num_items, excluded)
+    mask, prior = torch.ones_like(input_ids), _random_prior(seed, num_items, scale)
+    top_k = min(top_k, beam_size)
+    result = beam_search(
+        model, input_ids, mask, trie=Trie.from_codes(codes), beam_size=beam_size, top_k=top_k,
+        exclude=exclude, item_prior=prior,
+    )  # fmt: skip
+    total = brute_force(model, input_ids, mask, codes) + prior  # (B, I)
+    for b in torch.nonzero(result.certified).squeeze(1).tolist():
+        best = best_allowed(total[b], exclude[b] if exclude else np.array([], int), top_k)
+        torch.testing.assert_close(result.log_probs[b, : len(best)], best, atol=1e-5, rtol=1e-5)
+        assert (result.item_idx[b, len(best) :] == -1).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), num_items=st.integers(1, 24), top_k=st.integers(1, 5))
+def test_exact_search_under_an_item_prior_ranks_every_item_by_the_sum(seed, num_items, top_k):
+    model, codes, input_ids, _ = _random_case(seed, num_items, excluded=False)
+    mask, prior = torch.ones_like(input_ids), _random_prior(seed, num_items, 3.0)
+    result = exact_search(
+        model, input_ids, mask, trie=Trie.from_codes(codes), top_k=top_k, beam_size=1, max_beam=32,
+        item_prior=prior,
+    )  # fmt: skip
+    assert result.certified.all()
+    total = brute_force(model, input_ids, mask, codes) + prior  # (B, I)
+    order = total.argsort(dim=1, descending=True)[:, : min(top_k, num_items)]
+    assert torch.equal(result.item_idx[:, : order.shape[1]], order)
+
+
+def test_a_narrow_beam_reorders_its_items_by_the_prior_and_a_bad_prior_is_refused(catalogue, encoder_batch):
+    model = tiny_t5()
+    input_ids, mask = encoder_batch
+    trie = Trie.from_codes(catalogue)
+    plain = beam_search(model, input_ids, mask, trie=trie, beam_size=4)
+    prior = torch.zeros(len(input_ids), len(catalogue))
+    prior.scatter_(1, plain.item_idx[:, :1], -50.0)  # the SID's favourite is pushed to the end
+    moved = beam_search(model, input_ids, mask, trie=trie, beam_size=4, item_prior=prior)
+    assert torch.equal(moved.item_idx[:, :3], plain.item_idx[:, 1:]) and torch.equal(
+        moved.item_idx[:, 3], plain.item_idx[:, 0]
+    )
+    with pytest.raises(ValueError, match="<= 0"):
+        beam_search(model, input_ids, mask, trie=trie, beam_size=4, item_prior=prior + 1.0)
+    with pytest.raises(ValueError, match="item_prior must be"):
+        beam_search(model, input_ids, mask, trie=trie, beam_size=4, item_prior=prior[:, :-1])

@@ -264,6 +264,10 @@ class EvaluateConfig:
     of certified lists."""
     max_beam: int = 1024
     """The widest beam the exact decoder may use for one user."""
+    item_score: float | None = None
+    """The one-pass generative model trained with --item-loss: weight of its item head's
+    log-probability added to each found item's SID log-probability, instead of the weight it was
+    trained with (None: that one)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the model runs."""
 
@@ -272,6 +276,7 @@ class EvaluateConfig:
             raise ConfigError(f"--k must be >= {max(KS)} (Recall@{max(KS)} is reported), got {self.k}")
         check_range("--batch-size", self.batch_size, at_least=1)
         check_range("--max-beam", self.max_beam, at_least=1)
+        check_range("--item-score", self.item_score, at_least=0)
         if self.beam_size is not None and self.beam_size < self.k:
             raise ConfigError(
                 f"--beam-size must be >= --k ({self.k}), since decoding returns one item per beam; "
@@ -291,6 +296,7 @@ def load_recommender(
     beam_size: int = 20,
     decoder: str = "beam",
     max_beam: int = 1024,
+    item_score: float | None = None,
     device: str = "auto",
 ):
     """The recommender saved under ``<run>/models/<model>/``, rebuilt by its registered spec.
@@ -300,6 +306,7 @@ def load_recommender(
 
     Raises:
         InputError: nothing trained there, or it does not match the run's data or SID table.
+        ConfigError: ``item_score`` for a model that is not the generative one.
     """
     from tidrec import models
     from tidrec.io import read_json_object
@@ -311,6 +318,8 @@ def load_recommender(
             read_json_object(folder / "train_info.json", remedy="re-run python -m tidrec.fit").get("model")
         )
     spec = models.get(name)
+    if item_score is not None and spec.name != "tiger":
+        raise ConfigError(f"--item-score applies to the generative model (tiger), not {name}")
     if not (folder / spec.artifact).is_file():
         raise InputError(f"{folder}: no trained model here (run python -m tidrec.fit --model {model} first)")
     request = models.LoadRequest(
@@ -320,6 +329,7 @@ def load_recommender(
         beam_size=beam_size,
         decoder=decoder,
         max_beam=max_beam,
+        item_score=item_score,
         device=device,
     )
     return spec.load(request)
@@ -337,6 +347,7 @@ def evaluate_run(config: EvaluateConfig) -> EvalResult:
         beam_size=config.beam_size or config.k,
         decoder=config.decoder,
         max_beam=config.max_beam,
+        item_score=config.item_score,
         device=config.device,
     )
     result = evaluate(

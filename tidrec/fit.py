@@ -64,6 +64,10 @@ class FitConfig(TrainConfig):
     """Generative model, onepass, with --item-id-embedding: weight of an auxiliary loss, SASRec's
     next-item cross-entropy over the whole catalogue from each encoder state, scored against the
     item-id embedding table; training only, decoding is unchanged (preset: 0, off)."""
+    item_score: float | None = None
+    """Generative model, onepass, with --item-loss: decoding (validation, evaluation, tidrec.beam)
+    adds this weight times the item head's log-probability to each found item's SID
+    log-probability and ranks by the sum; the beams are still chosen by the SIDs (preset: 0, off)."""
     objective: Literal["next", "masked", "mixed", "pretrain"] | None = None
     """Generative model, onepass: next (every position's next item, causal encoder), masked (GenRec's
     masked items: bidirectional encoder, a mask appended at inference), mixed (next + --masked-weight
@@ -185,6 +189,7 @@ class FitConfig(TrainConfig):
         check_range("--lora-dropout", self.lora_dropout, at_least=0, below=1)
         check_range("--masked-weight", self.masked_weight, at_least=0)
         check_range("--item-loss", self.item_loss, at_least=0)
+        check_range("--item-score", self.item_score, at_least=0)
         check_range("--pretrain-epochs", self.pretrain_epochs, at_least=1)
         models.get(self.model)  # an unknown model is one line listing the registered ones
         for name in ("positions_per_user", "user_buckets", "lr_plateau_patience"):
@@ -195,6 +200,11 @@ class FitConfig(TrainConfig):
             raise ConfigError("--node-embeddings true needs --trie-softmax true (nodes score only children)")
         if self.item_loss and self.item_id_embedding is False:
             raise ConfigError("--item-loss needs --item-id-embedding true (it scores against that table)")
+        if self.item_score and (not self.item_loss or self.objective == "masked"):
+            raise ConfigError(
+                "--item-score needs --item-loss above 0 and --objective next, mixed or pretrain"
+                " (it scores with the item head that loss trains on next items)"
+            )
 
 
 GENERIC = frozenset(

@@ -31,7 +31,8 @@ class BeamResult:
     item_idx: torch.Tensor
     """``(B, k)`` int64 item_idx; -1 where fewer than k items were found."""
     log_probs: torch.Tensor
-    """``(B, k)`` float32 summed log-probabilities of the items' tokens; -inf where item_idx is -1."""
+    """``(B, k)`` float32 summed log-probabilities of the items' tokens (plus the search's
+    ``item_prior``, if it had one); -inf where item_idx is -1."""
     certified: torch.Tensor | None = None
     """``(B,)`` bool: True where the list is provably the model's best k allowed items (ties aside).
     A token's log-probability is <= 0, so a pruned prefix's score bounds every completion of it: the
@@ -233,6 +234,7 @@ def beam_search(
     kernel: str = "torch",
     trie_softmax: bool = False,
     node_vectors: Sequence[torch.Tensor] | None = None,
+    item_prior: torch.Tensor | None = None,
 ) -> BeamResult:
     """Each user's ``top_k`` best catalogue items under ``model``, by summed token log-probability.
 
@@ -261,14 +263,20 @@ def beam_search(
         node_vectors: per depth d, ``(n_{d+1}, D)`` output vectors of the trie's nodes at depth
             d + 1, for a model with node embeddings (needs ``trie_softmax``; see
             :func:`trie.mask.children_only`). They must be numbered as ``trie``'s nodes.
+        item_prior: optional ``(B, I)`` log-scores <= 0 of every item (I >= the trie's items), e.g.
+            another model's weighted log-probabilities: added to the score of each item the beams
+            end on, and the list re-sorted by the sum. The beams are still chosen by the SID
+            alone, so an item outside them is not found however high its prior; the certificate
+            stays sound because a prior <= 0 cannot lift a pruned item above its prefix's score.
 
     Returns:
         :class:`BeamResult` with ``(B, top_k)`` item_idx (-1 padded) and log-probabilities.
 
     Raises:
         ValueError: bad shapes, ``top_k > beam_size``, a trie whose sequences differ in length,
-            not exactly one of ``input_ids`` and ``encoder``, or node vectors without the trie
-            softmax or not matching the trie's node counts.
+            not exactly one of ``input_ids`` and ``encoder``, node vectors without the trie
+            softmax or not matching the trie's node counts, or an item prior of another shape
+            or above 0.
     """
     top_k = beam_size if top_k is None else top_k
     if beam_size < 1 or not 1 <= top_k <= beam_size:
@@ -285,6 +293,8 @@ def beam_search(
     device = batched.device
     torch_trie = trie.to_torch(device)
     batch = batched.shape[0]
+    if item_prior is not None:
+        check_item_prior(item_prior, batch, int(torch_trie.leaf_items.max()) + 1)
     dead = exclusion_tables(trie, exclude, batch, device) if exclude is not None else None
 
     was_training = model.training
@@ -338,7 +348,11 @@ def beam_search(
         model.train(was_training)
 
     alive = torch.isfinite(scores)
-    items = torch.where(alive, torch_trie.leaf_items[nodes], -1)
+    items = torch.where(alive, torch_trie.leaf_items[nodes], -1)  # (B, K)
+    if item_prior is not None:
+        prior = item_prior.to(scores.dtype).gather(1, items.clamp(min=0))  # (B, K)
+        scores, order = torch.where(alive, scores + prior, float("-inf")).sort(dim=1, descending=True)
+        items = items.gather(1, order)
     if items.shape[1] < top_k:  # fewer beams than asked (tiny catalogue at the root)
         pad = top_k - items.shape[1]
         items = F.pad(items, (0, pad), value=-1)
@@ -349,6 +363,14 @@ def beam_search(
         certified=scores[:, top_k - 1] >= dropped,
         beams=torch.full((batch,), beam_size, dtype=torch.long, device=device),
     )
+
+
+def check_item_prior(item_prior: torch.Tensor, batch: int, num_items: int) -> None:
+    """Raise ValueError unless ``item_prior`` is ``(batch, >= num_items)`` and nowhere above 0."""
+    if item_prior.ndim != 2 or item_prior.shape[0] != batch or item_prior.shape[1] < num_items:
+        raise ValueError(f"item_prior must be ({batch}, >= {num_items}), got {tuple(item_prior.shape)}")
+    if bool((item_prior > 0).any()):
+        raise ValueError("item_prior must be <= 0 everywhere (log-probabilities; the certificate needs it)")
 
 
 def check_node_vectors(node_vectors: Sequence[torch.Tensor], trie: Trie, trie_softmax: bool) -> None:
@@ -388,6 +410,7 @@ def exact_search(
     kernel: str = "torch",
     trie_softmax: bool = False,
     node_vectors: Sequence[torch.Tensor] | None = None,
+    item_prior: torch.Tensor | None = None,
 ) -> BeamResult:
     """Each user's provably best ``top_k`` items: beam search, widened for the users it cannot certify.
 
@@ -419,7 +442,7 @@ def exact_search(
             model.train(was_training)
     result = beam_search(
         model, encoder=encoder, trie=trie, beam_size=width, top_k=top_k, exclude=exclude, kernel=kernel,
-        trie_softmax=trie_softmax, node_vectors=node_vectors,
+        trie_softmax=trie_softmax, node_vectors=node_vectors, item_prior=item_prior,
     )  # fmt: skip
     items, scores = result.item_idx.clone(), result.log_probs.clone()
     certified, beams = result.certified.clone(), result.beams.clone()
@@ -436,6 +459,7 @@ def exact_search(
             kernel=kernel,
             trie_softmax=trie_softmax,
             node_vectors=node_vectors,
+            item_prior=None if item_prior is None else item_prior[rows],
         )
         items[rows], scores[rows] = wider.item_idx, wider.log_probs
         certified[rows], beams[rows] = wider.certified, width
@@ -460,6 +484,7 @@ def decode(
     kernel: str = "torch",
     trie_softmax: bool = False,
     node_vectors: Sequence[torch.Tensor] | None = None,
+    item_prior: torch.Tensor | None = None,
 ) -> BeamResult:
     """:func:`beam_search` or :func:`exact_search` (starting from ``beam_size`` beams) by name.
 
@@ -477,11 +502,12 @@ def decode(
             kernel=kernel,
             trie_softmax=trie_softmax,
             node_vectors=node_vectors,
+            item_prior=item_prior,
         )
     if decoder == "exact":
         return exact_search(
             model, encoder=encoder, trie=trie, top_k=top_k, beam_size=beam_size,
             max_beam=max(max_beam, beam_size), exclude=exclude, kernel=kernel, trie_softmax=trie_softmax,
-            node_vectors=node_vectors,
+            node_vectors=node_vectors, item_prior=item_prior,
         )  # fmt: skip
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")

@@ -560,6 +560,30 @@ def test_the_item_loss_is_sasrecs_cross_entropy_on_the_encoder_states():
         OnePassConfig(item_loss=1.0)
 
 
+def test_the_item_score_ranks_by_the_sid_plus_the_weighted_item_head():
+    from tidrec.models.tiger.onepass import item_scores
+
+    model = tiny(seed=3, max_items=4, hybrid=True, trie_softmax=True, item_loss=0.1, item_score=0.7)
+    histories = [np.array([3, 1, 4, 1, 5, 9]), np.array([2]), np.array([0, 7])]
+    items, mask = history_batch(histories, model.num_items, 4)
+    latest = encode_items(model, items)[torch.arange(3), mask.sum(1) - 1]  # (B, D)
+    head = item_scores(model, latest).log_softmax(-1)  # (B, I)
+    sid = recommend(model, histories, beam_size=12, item_score=0.0)  # every item: ranked by its SID
+    sid_log_probs = torch.full_like(head, float("-inf")).scatter(
+        1, sid.item_idx[:, :10], sid.log_probs[:, :10]
+    )
+    expected = sid_log_probs + 0.7 * head  # (B, I)
+    result = recommend(model, histories, beam_size=12)  # the config's weight
+    order = expected.argsort(dim=1, descending=True)
+    assert torch.equal(result.item_idx[:, :10], order) and result.certified.all()
+    torch.testing.assert_close(result.log_probs[:, :10], expected.gather(1, order), rtol=1e-5, atol=1e-5)
+    assert not torch.equal(order, sid.item_idx[:, :10])  # the head changed some ranking
+    with pytest.raises(ValueError, match="needs item_loss"):
+        OnePassConfig(item_id_embedding=True, item_score=1.0)
+    with pytest.raises(ValueError, match="needs a model trained with item_loss"):
+        recommend(tiny(hybrid=True), histories, beam_size=4, item_score=1.0)
+
+
 def test_a_tiny_model_learns_the_cycle_with_the_item_loss():
     dataset = cyclic_dataset(num_users=40)
     vocab = Vocab(level_sizes=(3, 4), user_buckets=0)

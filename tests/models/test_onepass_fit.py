@@ -174,6 +174,27 @@ def test_the_item_loss_trains_through_fit_and_needs_the_item_table(tmp_path):
         FitConfig(run=tmp_path, item_loss=1.0, item_id_embedding=False)
 
 
+def test_the_item_score_trains_validates_and_can_be_changed_at_evaluation(tmp_path, trained, capsys):
+    make_run(tmp_path)
+    fit(FitConfig(run=tmp_path, max_epochs=15, item_loss=0.3, item_score=1.0, **TINY))
+    info = json.loads((tmp_path / "models/tiger/train_info.json").read_text())
+    assert info["best_val_ndcg10"] > 0.8  # validation decoded with the item head too
+    record = torch.load(tmp_path / "models/tiger/best.ckpt", weights_only=True)["tidrec"]
+    assert record["model_config"]["item_score"] == 1.0
+    saved = tmp_path / "models/tiger/eval/results.json"
+    scores = {}
+    for weight in ("1", "0"):
+        assert evaluate.main(["--run", str(tmp_path), "--device", "cpu", "--item-score", weight]) == 0
+        scores[weight] = json.loads(saved.read_text())["metrics"]
+        assert scores[weight]["recall@10"] > 0.9 and scores[weight]["certified"] == 1.0
+    assert scores["1"]["mrr"] != scores["0"]["mrr"]  # the head moved the ranks
+    capsys.readouterr()
+    assert evaluate.main(["--run", str(trained), "--device", "cpu", "--item-score", "1"]) != 0
+    assert "--item-score needs a model trained with --item-loss" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--item-score needs --item-loss"):
+        FitConfig(run=tmp_path, item_score=1.0)
+
+
 def test_two_cpu_processes_train_one_model_and_validate_on_every_user(tmp_path):
     """DDP over 2 CPU processes (gloo): each validates half the users; the logged score is theirs
     together, so the best checkpoint's recorded score is the whole validation split's."""

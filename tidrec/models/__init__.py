@@ -62,6 +62,8 @@ class LoadRequest:
     """A generative model's decoder: ``beam`` or ``exact`` (:data:`tidrec.generate.DECODERS`)."""
     max_beam: int = 1024
     """The widest beam the ``exact`` decoder may use for one user."""
+    item_score: float | None = None
+    """The one-pass generative model: weight of its item head in the ranking (None: as trained)."""
     device: str = "auto"
     """auto, cpu or cuda."""
 

@@ -13,10 +13,11 @@ The network is :mod:`tidrec.model` and :mod:`tidrec.models.tiger.onepass`, train
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tidrec.errors import ConfigError
+from tidrec.errors import ConfigError, InputError
 from tidrec.models import LoadRequest, ModelSpec, register
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def onepass_preset(size: str) -> dict[str, Any]:
         "windows": "last",
         "objective": "next",
         "item_loss": 0.0,
+        "item_score": 0.0,
         "mask_rate": 0.2,
         "masked_weight": 1.0,
         "pretrain_epochs": 10,
@@ -144,6 +146,11 @@ def load(request: LoadRequest):
             sids_path=sids_path,
             data_path=request.run / "data",
         )
+        if request.item_score is not None:  # decoding only: the weights are the same
+            try:
+                model.config = dataclasses.replace(model.config, item_score=request.item_score)
+            except ValueError:
+                raise InputError(f"{path}: --item-score needs a model trained with --item-loss") from None
         return OnePassRecommender(
             model,
             beam_size=request.beam_size,
@@ -151,6 +158,8 @@ def load(request: LoadRequest):
             max_beam=request.max_beam,
             device=device,
         )
+    if request.item_score is not None:
+        raise InputError(f"{path}: --item-score needs a one-pass model trained with --item-loss")
     from tidrec.model import TigerRecommender, load_checkpoint
 
     loaded = load_checkpoint(path)
@@ -197,6 +206,7 @@ SPEC = register(
                 "node_embeddings",
                 "objective",
                 "item_loss",
+                "item_score",
                 "mask_rate",
                 "masked_weight",
                 "pretrain_epochs",

@@ -122,6 +122,11 @@ class OnePassConfig:
     whole catalogue against the item-id embedding table (SASRec's loss, tied to the input table),
     added to each target's SID loss. It trains the encoder with the signal SASRec learns from;
     decoding does not use it. Needs ``item_id_embedding``; 0 = off."""
+    item_score: float = 0.0
+    """Decoding: add this weight times the item head's log-probability (the history's latest encoder
+    state against the item-id table, the distribution ``item_loss`` trains) to the SID
+    log-probability of each item the beams end on, and rank by the sum. 1 ranks by the product of
+    the two distributions. The beams are still chosen by the SIDs. Needs ``item_loss``; 0 = off."""
 
     @property
     def bidirectional(self) -> bool:
@@ -148,6 +153,10 @@ class OnePassConfig:
             raise ValueError("node_embeddings need trie_softmax (they score only a prefix's children)")
         if self.item_loss < 0 or (self.item_loss and not self.item_id_embedding):
             raise ValueError(f"item_loss must be >= 0 and needs item_id_embedding, got {self.item_loss}")
+        if self.item_score < 0 or (self.item_score and (not self.item_loss or self.bidirectional)):
+            raise ValueError(
+                f"item_score must be >= 0 and needs item_loss (objective next/mixed), got {self.item_score}"
+            )
 
 
 class OnePassModel(nn.Module):
@@ -403,9 +412,12 @@ def append_mask(
     return items, slot, key_mask, lengths
 
 
-def decoder_state(model: OnePassModel, items: torch.Tensor, attention_mask: torch.Tensor) -> EncoderState:
-    """What every beam-search step needs for right-padded histories: the causal encoder run once,
-    cross-attention keys/values, and the bias of a query predicting after each history's last item.
+def decoder_state(
+    model: OnePassModel, items: torch.Tensor, attention_mask: torch.Tensor, hidden: torch.Tensor | None = None
+) -> EncoderState:
+    """What every beam-search step needs for right-padded histories: the causal encoder run once
+    (or its states ``hidden``, ``(B, S, D)``, when the caller has them), cross-attention keys/values,
+    and the bias of a query predicting after each history's last item.
 
     A model trained on masked items alone (``config.bidirectional``) reads each history with a mask
     appended, bidirectionally, and decodes the masked slot."""
@@ -415,7 +427,8 @@ def decoder_state(model: OnePassModel, items: torch.Tensor, attention_mask: torc
         state = cross_attention_state(model.t5, hidden, key_mask)
         bias = masked_cross_bias(model, slots[:, None], key_mask, 1, dtype=hidden.dtype)  # (B, H, 1, S+1)
         return dataclasses.replace(state, cross_bias=bias)
-    hidden = encode_items(model, items)  # (B, S, D)
+    if hidden is None:
+        hidden = encode_items(model, items)  # (B, S, D)
     state = cross_attention_state(model.t5, hidden, attention_mask)
     latest = attention_mask.sum(dim=1, keepdim=True) - 1  # (B, 1)
     return dataclasses.replace(
@@ -845,6 +858,13 @@ def target_losses(
     return losses
 
 
+def item_scores(model: OnePassModel, encoded: torch.Tensor) -> torch.Tensor:
+    """``(..., I)`` the item head's logits: encoder states ``(..., D)`` against the item-id table,
+    scaled by D^-0.5 (the scores :func:`item_losses` trains)."""
+    table = model.item_embedding.weight[: model.num_items]  # (I, D), the padding row left out
+    return encoded @ table.to(encoded.dtype).T * encoded.shape[-1] ** -0.5
+
+
 def item_losses(model: OnePassModel, encoded: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``(B, T)`` SASRec's loss on the encoder: each state's cross-entropy of the next item over the
     whole catalogue, scored by dot product with the item-id embedding table scaled by D^-0.5 (as
@@ -856,8 +876,7 @@ def item_losses(model: OnePassModel, encoded: torch.Tensor, targets: torch.Tenso
         encoded: ``(B, T, D)`` encoder states (position t has read items <= t).
         targets: ``(B, T)`` next item_idx, -1 on padding.
     """
-    table = model.item_embedding.weight[: model.num_items]  # (I, D), the padding row left out
-    scores = encoded @ table.to(encoded.dtype).T * encoded.shape[-1] ** -0.5  # (B, T, I)
+    scores = item_scores(model, encoded)  # (B, T, I)
     losses = F.cross_entropy(
         scores.flatten(0, 1).float(), targets.clamp(min=0).flatten(), reduction="none"
     ).view(targets.shape)  # (B, T)
@@ -905,6 +924,7 @@ def recommend(
     kernel: str = "torch",
     decoder: str = "beam",
     max_beam: int = 1024,
+    item_score: float | None = None,
 ) -> BeamResult:
     """Each user's best next items: the causal encoder over the history, then constrained beam search.
 
@@ -919,16 +939,33 @@ def recommend(
         decoder: ``beam``, or ``exact`` to widen the beam for each user until the list is certified
             (:func:`tidrec.generate.exact_search`, at most ``max_beam`` beams).
         max_beam: the widest beam of the exact decoder.
+        item_score: weight of the item head's log-probability added to each found item's SID
+            log-probability (default ``config.item_score``; see :class:`OnePassConfig`).
 
     Returns:
-        :class:`~tidrec.generate.BeamResult`, ``(B, top_k)`` item_idx and summed log-probabilities.
+        :class:`~tidrec.generate.BeamResult`, ``(B, top_k)`` item_idx and summed log-probabilities
+        (plus the weighted item log-probability with ``item_score``).
+
+    Raises:
+        ValueError: ``item_score`` < 0, or > 0 for a model without a trained item head.
     """
+    weight = model.config.item_score if item_score is None else item_score
+    if weight < 0:
+        raise ValueError(f"item_score must be >= 0, got {weight}")
+    if weight and (not model.config.item_loss or model.config.bidirectional):
+        raise ValueError("item_score needs a model trained with item_loss on next items (its item head)")
     device = model.sid_tokens.device
     items, attention_mask = history_batch(histories, model.num_items, model.config.max_items)
+    items, attention_mask = items.to(device), attention_mask.to(device)
     was_training = model.training
     model.eval()
     try:
-        encoder = decoder_state(model, items.to(device), attention_mask.to(device))
+        hidden = None if model.config.bidirectional else encode_items(model, items)  # (B, S, D)
+        prior = None
+        if weight:
+            latest = hidden[torch.arange(len(items), device=device), attention_mask.sum(dim=1) - 1]  # (B, D)
+            prior = weight * item_scores(model, latest).float().log_softmax(dim=-1)  # (B, I)
+        encoder = decoder_state(model, items, attention_mask, hidden)
         return decode(
             model.t5,
             encoder=encoder,
@@ -941,6 +978,7 @@ def recommend(
             kernel=kernel,
             trie_softmax=model.config.trie_softmax,
             node_vectors=model.node_vectors(),
+            item_prior=prior,
         )
     finally:
         model.train(was_training)

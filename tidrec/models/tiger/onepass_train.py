@@ -67,6 +67,7 @@ def onepass_config(config: FitConfig) -> OnePassConfig:
         mask_rate=config.mask_rate if config.mask_rate is not None else 0.2,
         masked_weight=config.masked_weight if config.masked_weight is not None else 1.0,
         item_loss=config.item_loss or 0.0,
+        item_score=config.item_score or 0.0,
     )
 
 
@@ -230,7 +231,9 @@ def fit_onepass(config: FitConfig, dataset: Dataset, sids: SidTable) -> Path:
     out_dir = config.run / "models" / config.model
     if config.objective != "pretrain":
         return train_stage(config, dataset, sids, out_dir)
-    masked = dataclasses.replace(config, objective="masked", max_epochs=config.pretrain_epochs)
+    masked = dataclasses.replace(  # the item head is trained, and can score, from fine-tuning on
+        config, objective="masked", max_epochs=config.pretrain_epochs, item_score=0.0
+    )
     pretrained = train_stage(masked, dataset, sids, out_dir / "pretrain")
     info = json.loads((out_dir / "pretrain" / TRAIN_INFO).read_text())
     resume = bool(config.resume) and (out_dir / "last.ckpt").exists()
