@@ -76,6 +76,8 @@ def test_evaluate_batches_users_and_scores_the_test_targets():
     assert result.metrics["mrr"] == pytest.approx(np.mean(1 / (targets + 1)))
     assert result.metrics["invalid_rate"] == 0.0
     assert result.metrics["coverage@10"] == pytest.approx(10 / NUM_ITEMS)
+    hits = (targets < 10).astype(float)  # the list is item_idx 0..19 for everyone
+    assert result.metrics["recall@10_se"] == pytest.approx(hits.std(ddof=1) / np.sqrt(10))
 
 
 def test_evaluate_rejects_short_lists():

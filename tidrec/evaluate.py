@@ -130,6 +130,7 @@ def evaluate(
     seconds = time.perf_counter() - start
     metrics = {
         **ranking_metrics(ranked, data.targets),
+        **standard_errors(ranked, data.targets),
         **list_metrics(ranked, data.targets, dataset),
         **certified_share(certified),
         **cold_start_metrics(ranked, data.targets, dataset),
