@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from dropout import catalogue, step_fn  # benchmarks/ is on the path when run as a script
+from dropout import catalogue, step_fn, write_rows  # benchmarks/ is on the path when run as a script
 from onepass_train import time_cases
 
 from tidrec.dropout import DROPOUT_KERNELS
-from tidrec.io import write_json
 
 
 def main() -> None:
@@ -65,16 +64,7 @@ def main() -> None:
             f"{row['decoder_layers']:>14} {row['dropout_kernel']:>8} {row['step_s'] * 1e3:7.1f}ms"
             f" {row['speedup']:7.2f}x"
         )
-    write_json(
-        args.out,
-        {
-            "machine": f"{platform.machine()}, {args.threads} torch thread(s), torch {torch.__version__}",
-            "items": args.items,
-            "repeats": args.repeats,
-            "rows": rows,
-        },
-    )
-    print(f"wrote {args.out}")
+    write_rows(args, rows)
 
 
 if __name__ == "__main__":

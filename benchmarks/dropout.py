@@ -64,6 +64,20 @@ def step_fn(
     return step
 
 
+def write_rows(args: argparse.Namespace, rows: list[dict]) -> None:
+    """Write a step benchmark's rows, with the machine, catalogue size and repeats, to ``args.out``."""
+    write_json(
+        args.out,
+        {
+            "machine": f"{platform.machine()}, {args.threads} torch thread(s), torch {torch.__version__}",
+            "items": args.items,
+            "repeats": args.repeats,
+            "rows": rows,
+        },
+    )
+    print(f"wrote {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,16 +110,7 @@ def main() -> None:
     for row in rows:
         torch_ms, words_ms = row["torch_s"] * 1e3, row["words_s"] * 1e3
         print(f"{row['case']:<44} {torch_ms:7.2f}ms {words_ms:7.2f}ms {row['speedup']:7.2f}x")
-    write_json(
-        args.out,
-        {
-            "machine": f"{platform.machine()}, {args.threads} torch thread(s), torch {torch.__version__}",
-            "items": args.items,
-            "repeats": args.repeats,
-            "rows": rows,
-        },
-    )
-    print(f"wrote {args.out}")
+    write_rows(args, rows)
 
 
 if __name__ == "__main__":
