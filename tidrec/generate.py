@@ -266,8 +266,9 @@ def beam_search(
         item_prior: optional ``(B, I)`` log-scores <= 0 of every item (I >= the trie's items), e.g.
             another model's weighted log-probabilities: added to the score of each item the beams
             end on, and the list re-sorted by the sum. The beams are still chosen by the SID
-            alone, so an item outside them is not found however high its prior; the certificate
-            stays sound because a prior <= 0 cannot lift a pruned item above its prefix's score.
+            alone, so an item outside them is not found however high its prior. The certificate
+            bounds a pruned prefix by its score plus the highest prior of any item below it (at
+            most 0), so a prior that is low where the search pruned does not cost certainty.
 
     Returns:
         :class:`BeamResult` with ``(B, top_k)`` item_idx (-1 padded) and log-probabilities.
@@ -296,6 +297,7 @@ def beam_search(
     if item_prior is not None:
         check_item_prior(item_prior, batch, int(torch_trie.leaf_items.max()) + 1)
     dead = exclusion_tables(trie, exclude, batch, device) if exclude is not None else None
+    ceiling = prior_ceilings(trie, item_prior, device) if item_prior is not None else None
 
     was_training = model.training
     model.eval()
@@ -338,7 +340,14 @@ def beam_search(
             scores, pick = flat.topk(min(beam_size, beams * per_row), dim=1)  # (B, K)
             # every candidate not kept bounds what lies below it; a row's children beyond the K + 1
             # returned score at most its (K + 1)-th, which is never kept: the unkept ones cover all
-            dropped = torch.maximum(dropped, flat.scatter(1, pick, float("-inf")).amax(dim=1))
+            unkept = flat.scatter(1, pick, float("-inf"))  # (B, Kc * per_row)
+            if ceiling is None:
+                dropped = torch.maximum(dropped, unkept.amax(dim=1))
+            else:  # ... plus the best prior below it: below the child, or the row's node for the rest
+                below = ceiling[depth + 1].gather(1, candidates.children.view(batch, -1).clamp(min=0))
+                rest = candidates.scores[:, -1].view(batch, beams) + ceiling[depth].gather(1, nodes)
+                dropped = torch.maximum(dropped, (unkept + below).amax(dim=1))
+                dropped = torch.maximum(dropped, rest.amax(dim=1))
             tokens = candidates.tokens.view(batch, -1).gather(1, pick)
             nodes = candidates.children.view(batch, -1).gather(1, pick)
             if depth + 1 < trie.depth:  # the last step's cache is not needed
@@ -363,6 +372,20 @@ def beam_search(
         certified=scores[:, top_k - 1] >= dropped,
         beams=torch.full((batch,), beam_size, dtype=torch.long, device=device),
     )
+
+
+def prior_ceilings(trie: Trie, item_prior: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+    """Per depth d, ``(B, n_d)``: the highest prior of any item below each node (the certificate's
+    bound on what a pruned prefix can still add)."""
+    leaves = trie.leaf_items()  # (n_L,) item_idx of each deepest node
+    paths = torch.from_numpy(trie.item_paths(leaves)).to(device)  # (n_L, L + 1)
+    prior = item_prior.to(device, torch.float32)[:, torch.from_numpy(leaves).to(device)]  # (B, n_L)
+    ceilings = []
+    for d in range(trie.depth + 1):
+        nodes = paths[:, d].expand(len(prior), -1)  # (B, n_L)
+        top = torch.full((len(prior), trie.num_nodes(d)), float("-inf"), device=device)
+        ceilings.append(top.scatter_reduce(1, nodes, prior, "amax"))
+    return ceilings
 
 
 def check_item_prior(item_prior: torch.Tensor, batch: int, num_items: int) -> None:
