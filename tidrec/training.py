@@ -342,6 +342,10 @@ def make_trainer(
     warnings.filterwarnings(
         "ignore", message=r"(Experiment logs|Checkpoint) directory .* exists and is not empty"
     )
+    # Lightning's own call into torch.utils._pytree, deprecated by torch 2.13: nothing a user can act on
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # short epochs (SASRec on ML-100K has 8 batches) still log their epoch means
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
     if bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     elif config.progress:
