@@ -9,6 +9,9 @@ set -euo pipefail
 DATASET=${1:?dataset}; ROOT=${2:?output root}; SHARE=${3:-0.2}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${THREADS:-1}
 python -m tidrec.tokenize --dataset "$DATASET" --cold-start "$SHARE" --out "$ROOT/plain" --progress false
+# the cpu preset as it was when the README's cold-start tables were made
+python -m tidrec.fit --run "$ROOT/plain" --model tiger --num-decoder-layers 2 --dropout-kernel torch \
+  --max-epochs 15 --patience 5 --progress false
 python -m tidrec.compare --run "$ROOT/plain" --models tiger sasrec llmseqsim pop --progress false
 mkdir -p "$ROOT/impute10"
 cp -r "$ROOT/plain/data" "$ROOT/impute10/"

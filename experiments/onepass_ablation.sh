@@ -16,9 +16,11 @@ shift 2
 export OMP_NUM_THREADS=${THREADS:-1} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} PYTHONUNBUFFERED=1
 
 # setting -> "tokenize flags | fit flags (on top of the preset)". The preset changed (trie softmax on,
-# no attention-weight dropout): settings measured before pin the previous one with $PREV, so they
-# still give the README's ablation rows.
-PREV="--trie-softmax false --attention-dropout 0.2"
+# no attention-weight dropout; then one decoder layer, the words dropout kernel and 40 epochs):
+# settings measured before pin what they ran with ($PREV, $PREV1), so they still give the README's
+# ablation rows.
+PREV1="--num-decoder-layers 2 --dropout-kernel torch --max-epochs 15 --patience 5"
+PREV="--trie-softmax false --attention-dropout 0.2 $PREV1"
 declare -A SETTINGS=(
   [examples-text256]="--item-vectors text --codebook-size 256 | --recipe examples"
   [onepass-text256]="--item-vectors text --codebook-size 256 | --recency-bias false $PREV"
@@ -31,11 +33,12 @@ declare -A SETTINGS=(
   [text32-recency]="--item-vectors text --codebook-size 32 | $PREV"
   [cooc32-recency]="--item-vectors cooc --codebook-size 32 | $PREV"
   [cw2-32-recency]="--item-vectors text+cooc --collab-weight 2 --codebook-size 32 | $PREV"
-  [cb32-recency-ts]="--item-vectors text+cooc --codebook-size 32 | --trie-softmax true --attention-dropout 0.2"
-  [preset]="--item-vectors text+cooc --codebook-size 32 |"
-  [preset-nodes]="--item-vectors text+cooc --codebook-size 32 | --node-embeddings true"
-  [preset-pretrain]="--item-vectors text+cooc --codebook-size 32 | --objective pretrain"
-  [preset-mixed]="--item-vectors text+cooc --codebook-size 32 | --objective mixed"
+  [cb32-recency-ts]="--item-vectors text+cooc --codebook-size 32 | --trie-softmax true --attention-dropout 0.2 $PREV1"
+  [preset]="--item-vectors text+cooc --codebook-size 32 | $PREV1"
+  [preset-nodes]="--item-vectors text+cooc --codebook-size 32 | --node-embeddings true $PREV1"
+  [preset-pretrain]="--item-vectors text+cooc --codebook-size 32 | --objective pretrain $PREV1"
+  [preset-mixed]="--item-vectors text+cooc --codebook-size 32 | --objective mixed $PREV1"
+  [preset40]="--item-vectors text+cooc --codebook-size 32 |"
 )
 
 mkdir -p "$ROOT"
