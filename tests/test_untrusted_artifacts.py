@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from tiger_fixtures import make_run
 
 from tidrec import beam, compare, evaluate, fit
@@ -128,14 +129,30 @@ def test_resume_refuses_another_model_config(run, capsys):
     assert "another model config" in err and "d_model 32 vs 48" in err
 
 
-def test_resume_accepts_a_checkpoint_older_than_a_new_option(run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
-    last = copy / "models" / "tiger" / "last.ckpt"
-    checkpoint = torch.load(last, weights_only=True)
-    del checkpoint[CHECKPOINT_KEY]["model_config"]["dropout_kernel"]  # written before the option existed
-    torch.save(checkpoint, last)
-    assert fit.main(["--run", str(copy), "--max-epochs", "3", "--resume", "true", *TIGER]) == 0
+def _rewrite_tiger_run(run: Path, **model_config) -> None:
+    """Make the run's generative model look trained with other options (None: an option added since)."""
+    folder = run / "models" / "tiger"
+    checkpoint = torch.load(folder / "last.ckpt", weights_only=True)
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    for name, value in model_config.items():
+        for record in (checkpoint[CHECKPOINT_KEY]["model_config"], saved):
+            record.pop(name) if value is None else record.__setitem__(name, value)
+    torch.save(checkpoint, folder / "last.ckpt")
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+
+
+def test_resume_accepts_a_checkpoint_older_than_a_new_option(run):
+    _rewrite_tiger_run(run, dropout_kernel=None)  # written before the option existed: torch's dropout
+    argv = ["--run", str(run), "--max-epochs", "3", "--resume", "true", *TIGER]
+    assert fit.main([*argv, "--dropout-kernel", "torch"]) == 0
+
+
+def test_resume_continues_with_the_options_the_run_was_trained_with(run):
+    """A run started under an earlier preset resumes as it started, not with today's preset."""
+    _rewrite_tiger_run(run, dropout_kernel="torch")  # today's cpu preset draws masks from words
+    assert fit.main(["--run", str(run), "--max-epochs", "3", "--resume", "true", *TIGER]) == 0
+    saved = yaml.safe_load((run / "models" / "tiger" / "config.yaml").read_text())
+    assert (saved["dropout_kernel"], saved["max_epochs"]) == ("torch", 3)
 
 
 def test_resume_of_a_truncated_checkpoint_is_one_line(run, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tidrec import models
-from tidrec.cli import check_range, config_yaml
+from tidrec.cli import check_range, config_yaml, read_config_file
 from tidrec.cli import run as run_cli
 from tidrec.data.dataset import load_dataset
 from tidrec.errors import ConfigError
@@ -59,7 +59,7 @@ class FitConfig(TrainConfig):
     dropout_kernel: Literal["torch", "words"] | None = None
     """Generative model, onepass: how dropout masks are drawn: torch (F.dropout) or words (a 64-bit
     random word per four elements: masks about 2.3x cheaper on CPU, a cpu-preset step 1.13x faster;
-    same rate, different masks for a seed) (preset: torch)."""
+    same rate, different masks for a seed) (preset: words for the cpu size, torch for tiger)."""
     item_loss: float | None = None
     """Generative model, onepass, with --item-id-embedding: weight of an auxiliary loss, SASRec's
     next-item cross-entropy over the whole catalogue from each encoder state, scored against the
@@ -87,7 +87,7 @@ class FitConfig(TrainConfig):
     --dropout, as T5). On CPU it costs about 3x the attention itself (a mask over every (query, key)
     score)."""
     max_epochs: int | None = None
-    """Upper bound on training epochs (preset: 50 tiger, 200 SASRec/BERT4Rec)."""
+    """Upper bound on training epochs (preset: generative 40 cpu, 30 tiger; 200 SASRec/BERT4Rec)."""
     lr: float | None = None
     """Peak AdamW learning rate (preset: 5e-3 cpu, 1e-3 tiger and the baselines)."""
     batch_size: int | None = None
@@ -97,7 +97,8 @@ class FitConfig(TrainConfig):
     warmup: float | None = None
     """Generative model: fraction of all steps spent in linear warm-up, at most one epoch (preset: 0.05)."""
     patience: int | None = None
-    """Validations without NDCG@10 improvement before stopping (preset: 5 tiger, 10 baselines)."""
+    """Validations without NDCG@10 improvement before stopping (preset: generative 10 cpu, 5 tiger;
+    10 baselines)."""
     seed: int | None = None
     """Seed for weights, sampling and data order (preset: 42)."""
     max_time: float | None = None
@@ -107,7 +108,8 @@ class FitConfig(TrainConfig):
     num_layers: int | None = None
     """Layers (for tiger: encoder layers and decoder layers each; preset: 4 tiger, 2 cpu)."""
     num_decoder_layers: int | None = None
-    """Generative model: decoder layers, when they should differ from --num-layers (preset: as many)."""
+    """Generative model: decoder layers, when they should differ from --num-layers (preset: 1 for the
+    cpu size, as many for tiger)."""
     num_heads: int | None = None
     """Attention heads (preset: 6 of 64 for tiger, 4 of 32 for cpu)."""
     d_kv: int | None = None
@@ -116,7 +118,7 @@ class FitConfig(TrainConfig):
     d_ff: int | None = None
     """Feed-forward inner size (preset: 1024 tiger, 512 cpu)."""
     dropout: float | None = None
-    """Dropout rate (preset: 0.1 tiger, 0 cpu)."""
+    """Dropout rate (preset: 0.2 in the one-pass recipe; in TIGER's recipe 0.1 tiger, 0 cpu)."""
     max_items: int | None = None
     """History items the generative model reads, or a title-generation prompt lists (preset: 50
     tiger, 10 genrec/llmseqprompt)."""
@@ -237,7 +239,8 @@ def user_options(config: FitConfig) -> dict[str, Any]:
 
 
 def resolve_config(config: FitConfig) -> FitConfig:
-    """The complete config of ``config.model``: its preset, with every option the user set on top.
+    """The complete config of ``config.model``: its preset, with every option the user set on top
+    (and between them, when resuming, the options the run was trained with: :func:`resumed_options`).
 
     Resolving a resolved config changes nothing, so a saved ``config.yaml`` replays the same run.
 
@@ -251,8 +254,23 @@ def resolve_config(config: FitConfig) -> FitConfig:
     if foreign:
         flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
         raise ConfigError(f"{flags}: not an option of --model {config.model}")
-    merged = {**spec.preset(config), **given}
+    merged = {**spec.preset(config), **resumed_options(config), **given}
     return dataclasses.replace(config, **merged)
+
+
+def resumed_options(config: FitConfig) -> dict[str, Any]:
+    """With ``--resume true``, the preset fields the interrupted run was trained with (its
+    ``config.yaml``), so it continues as it started even when the preset has changed since; flags
+    the user gives still win. Empty when not resuming or when there is nothing to resume.
+
+    Raises:
+        ConfigError: the saved config.yaml is unreadable or holds an unknown option or bad value.
+    """
+    folder = config.run / "models" / config.model
+    if not config.resume or not (folder / "last.ckpt").is_file() or not (folder / CONFIG_FILE).is_file():
+        return {}
+    saved = read_config_file(FitConfig, folder / CONFIG_FILE)
+    return {name: saved[name] for name in PRESET_FIELDS if saved.get(name) is not None}
 
 
 def fit(config: FitConfig) -> Path:
