@@ -22,7 +22,7 @@ from tidrec import beam, compare, evaluate, fit
 from tidrec.artifacts import CHECKPOINT_KEY
 from tidrec.fit import FitConfig
 from tidrec.models.tiger.onepass_train import OnePassModule
-from tidrec.training import FolderCheckpoint
+from tidrec.training import FIT_OPTIONS_KEY, FolderCheckpoint
 from tokenizer.sid_table import SidTable
 
 TIGER = ["--preset", "cpu", "--d-model", "32", "--num-layers", "1", "--num-heads", "2", "--d-ff", "32"]
@@ -130,15 +130,15 @@ def test_resume_refuses_another_model_config(run, capsys):
 
 
 def _rewrite_tiger_run(run: Path, **model_config) -> None:
-    """Make the run's generative model look trained with other options (None: an option added since)."""
-    folder = run / "models" / "tiger"
-    checkpoint = torch.load(folder / "last.ckpt", weights_only=True)
-    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    """Make the run's last checkpoint look trained with other options (None: an option added since)."""
+    last = run / "models" / "tiger" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    options = yaml.safe_load(checkpoint[FIT_OPTIONS_KEY])
     for name, value in model_config.items():
-        for record in (checkpoint[CHECKPOINT_KEY]["model_config"], saved):
+        for record in (checkpoint[CHECKPOINT_KEY]["model_config"], options):
             record.pop(name) if value is None else record.__setitem__(name, value)
-    torch.save(checkpoint, folder / "last.ckpt")
-    (folder / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    checkpoint[FIT_OPTIONS_KEY] = yaml.safe_dump(options, sort_keys=False)
+    torch.save(checkpoint, last)
 
 
 def test_resume_accepts_a_checkpoint_older_than_a_new_option(run):
@@ -148,11 +148,25 @@ def test_resume_accepts_a_checkpoint_older_than_a_new_option(run):
 
 
 def test_resume_continues_with_the_options_the_run_was_trained_with(run):
-    """A run started under an earlier preset resumes as it started, not with today's preset."""
+    """A run started under an earlier preset resumes as it started, not with today's preset, even
+    after a failed attempt with other options rewrote config.yaml."""
     _rewrite_tiger_run(run, dropout_kernel="torch")  # today's cpu preset draws masks from words
+    (run / "models" / "tiger" / "config.yaml").write_text("dropout_kernel: words\n")
     assert fit.main(["--run", str(run), "--max-epochs", "3", "--resume", "true", *TIGER]) == 0
     saved = yaml.safe_load((run / "models" / "tiger" / "config.yaml").read_text())
     assert (saved["dropout_kernel"], saved["max_epochs"]) == ("torch", 3)
+    last = torch.load(run / "models" / "tiger" / "last.ckpt", weights_only=True)
+    resumed = yaml.safe_load(last[FIT_OPTIONS_KEY])
+    assert resumed["dropout_kernel"] == "torch"
+
+
+def test_options_recorded_in_a_checkpoint_are_checked_like_a_config_file(run, capsys):
+    last = run / "models" / "tiger" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint[FIT_OPTIONS_KEY] += "warp_drive: 9\n"
+    torch.save(checkpoint, last)
+    assert fit.main(["--run", str(run), "--max-epochs", "3", "--resume", "true", *TIGER]) == 2
+    assert "the options it records: unknown option 'warp_drive'" in _one_line_error(capsys)
 
 
 def test_resume_of_a_truncated_checkpoint_is_one_line(run, capsys):

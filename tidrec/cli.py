@@ -142,25 +142,35 @@ def read_config_file(config_cls: type, path: Path) -> dict[str, Any]:
     Raises:
         ConfigError: unreadable file, not a mapping, unknown key or bad value.
     """
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"--config {path}: not a readable YAML file ({reason})") from None
+    return config_values(config_cls, text, f"--config {path}")
+
+
+def config_values(config_cls: type, text: str, where: str) -> dict[str, Any]:
+    """Field values from YAML text (as :func:`read_config_file`); errors start with ``where``."""
     import yaml
 
     try:
-        loaded = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ConfigError(f"--config {path}: not a readable YAML file ({reason})") from None
+        raise ConfigError(f"{where}: not a readable YAML file ({reason})") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"--config {path}: expected a mapping of option names to values")
+        raise ConfigError(f"{where}: expected a mapping of option names to values")
     hints = typing.get_type_hints(config_cls)
     fields = {f.name for f in dataclasses.fields(config_cls) if f.init}
     values: dict[str, Any] = {}
     for key, value in loaded.items():
         name = str(key).replace("-", "_")
         if name not in fields:
-            raise ConfigError(f"--config {path}: unknown option {key!r}")
-        values[name] = _from_yaml(hints[name], value, f"--config {path}: {key}")
+            raise ConfigError(f"{where}: unknown option {key!r}")
+        values[name] = _from_yaml(hints[name], value, f"{where}: {key}")
     return values
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tidrec import models
-from tidrec.cli import check_range, config_yaml, read_config_file
+from tidrec.artifacts import read_checkpoint
+from tidrec.cli import check_range, config_values, config_yaml
 from tidrec.cli import run as run_cli
 from tidrec.data.dataset import load_dataset
 from tidrec.errors import ConfigError
 from tidrec.io import write_text
-from tidrec.training import TrainConfig
+from tidrec.training import FIT_OPTIONS_KEY, TrainConfig
 
 CONFIG_FILE = "config.yaml"
 """The resolved config each fit writes beside its artifact (``--config`` replays it)."""
@@ -259,17 +260,22 @@ def resolve_config(config: FitConfig) -> FitConfig:
 
 
 def resumed_options(config: FitConfig) -> dict[str, Any]:
-    """With ``--resume true``, the preset fields the interrupted run was trained with (its
-    ``config.yaml``), so it continues as it started even when the preset has changed since; flags
-    the user gives still win. Empty when not resuming or when there is nothing to resume.
+    """With ``--resume true``, the preset fields the interrupted run was trained with (recorded in
+    its last.ckpt), so it continues as it started even when the preset has changed since; flags the
+    user gives still win. Empty when not resuming, when there is nothing to resume, or when the
+    checkpoint predates the record (then the preset applies and the model-config check guards it).
 
     Raises:
-        ConfigError: the saved config.yaml is unreadable or holds an unknown option or bad value.
+        InputError: last.ckpt is unreadable or unsafe.
+        ConfigError: its record holds an unknown option or a bad value.
     """
-    folder = config.run / "models" / config.model
-    if not config.resume or not (folder / "last.ckpt").is_file() or not (folder / CONFIG_FILE).is_file():
+    last = Path(config.run) / "models" / config.model / "last.ckpt"
+    if not config.resume or not last.is_file():
         return {}
-    saved = read_config_file(FitConfig, folder / CONFIG_FILE)
+    text = read_checkpoint(last).get(FIT_OPTIONS_KEY)
+    if not isinstance(text, str):
+        return {}
+    saved = config_values(FitConfig, text, f"{last}: the options it records")
     return {name: saved[name] for name in PRESET_FIELDS if saved.get(name) is not None}
 
 

@@ -295,6 +295,23 @@ class MetricsCSVLogger(CSVLogger):
         return super().experiment
 
 
+FIT_OPTIONS_KEY = "tidrec_fit_options"
+"""Where a checkpoint keeps the options of the run that wrote it (``config.yaml``'s text)."""
+
+
+class OptionsRecord(L.Callback):
+    """Writes the run's options into every checkpoint, so ``--resume`` continues with what this
+    checkpoint was trained with, whatever later (even failed) runs wrote into config.yaml."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        from tidrec.cli import config_yaml
+
+        self.text = config_yaml(config)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[FIT_OPTIONS_KEY] = self.text
+
+
 def make_trainer(
     config: TrainConfig,
     out_dir: str | Path,
@@ -335,6 +352,7 @@ def make_trainer(
         FolderCheckpoint(dirpath=out_dir, filename="last", enable_version_counter=False),
         ConfiguredEarlyStopping(monitor=monitor, mode=mode, patience=config.patience),
         FiniteLossGuard(),
+        OptionsRecord(config),
     ]
     bar = config.progress and on_terminal()
     if not on_terminal():  # a log keeps the epoch lines, not Lightning's banners and tips
