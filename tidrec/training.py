@@ -464,7 +464,9 @@ def validation_split(dataset: Dataset, config: Any) -> Split:
 def finish_fit(trainer: L.Trainer, config: Any, out_dir: Path, seconds: float, **info: Any) -> float | None:
     """After ``trainer.fit``: draw ``curves.png`` and write ``train_info.json`` (seconds summed over
     resumes, epochs, best validation NDCG@10 and ``info``); return the best score (None if none)."""
-    if (out_dir / "metrics.csv").exists():
+    # one writer: under DDP every rank gets here, and a second writer of curves.png would remove
+    # the first one's temporary file as a stale leftover (remove_stale_temporaries)
+    if trainer.is_global_zero and (out_dir / "metrics.csv").exists():
         plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
     callback = trainer.checkpoint_callback
     score = float(callback.best_model_score) if callback and callback.best_model_score is not None else None

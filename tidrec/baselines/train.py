@@ -85,7 +85,7 @@ def train_sequence_model(
         ckpt_path=checkpoint,
     )
     best = out_dir / "best.ckpt"
-    if (out_dir / "metrics.csv").is_file():
+    if trainer.is_global_zero and (out_dir / "metrics.csv").is_file():  # one writer under DDP
         plot_curves(out_dir / "metrics.csv", out_dir / "curves.png")
     score = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     info.update(
