@@ -57,6 +57,24 @@ def test_title_sequences_end_with_eos_and_long_titles_are_refused(tokenizer):
         title_sequences(tokenizer, ["Film 1 (1991)", longer], max_tokens=len(sequences[0]))
 
 
+def test_the_title_trie_accepts_exactly_the_catalogues_titles(run, tokenizer):
+    from tidrec.models.genrec.decode import title_trie
+
+    _, dataset, _ = run
+    sequences = title_sequences(tokenizer, item_titles(dataset.item_texts, dataset.item_ids))
+    trie = title_trie(sequences)
+    assert [trie.item_of(seq) for seq in sequences] == list(range(len(sequences)))
+    followers: dict[tuple[int, ...], set[int]] = {}  # every prefix of a title -> the tokens that follow it
+    for seq in sequences:
+        for end in range(len(seq)):
+            followers.setdefault(tuple(seq[:end]), set()).add(seq[end])
+    for prefix, tokens in followers.items():
+        assert set(trie.allowed_tokens(prefix).tolist()) == tokens
+        assert trie.item_of(prefix) == -1  # no title is a prefix of another: each ends with EOS
+    (other,) = title_sequences(tokenizer, ["Film 999 (2099)"])
+    assert trie.item_of(other) == -1 and trie.walk(other) == -1
+
+
 def test_prompts_cut_to_the_token_limit_keep_the_newest_items(tokenizer):
     titles = [f"Film {i} (1990)" for i in range(10)]
     sequences = title_sequences(tokenizer, titles)
