@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -284,7 +285,7 @@ class MetricsCSVLogger(CSVLogger):
     def __init__(self, out_dir: Path, *, resume_from: Path | None = None) -> None:
         super().__init__(save_dir=out_dir, name="", version="")
         self._resume = resume_from is not None
-        if resume_from is not None:
+        if resume_from is not None and rank_zero_only.rank == 0:  # one writer under DDP
             drop_rows_after(out_dir / "metrics.csv", resume_from)
 
     @property

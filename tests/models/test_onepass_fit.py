@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 
@@ -227,3 +228,13 @@ def test_two_cpu_processes_train_one_model_and_validate_on_every_user(tmp_path):
     assert evaluate.main(["--run", str(tmp_path), "--split", "valid", "--exclude-history", "true"]) == 0
     whole = json.loads((tmp_path / "models/tiger/eval/results-valid-exclude-history.json").read_text())
     assert whole["metrics"]["ndcg@10"] == pytest.approx(info["best_val_ndcg10"], abs=1e-6)
+
+    # resumed on two processes: one of them trims metrics.csv back to the checkpoint, then both train on
+    more = [*flags, "--max-epochs", "3", "--resume", "true"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tidrec.fit", *more], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / "models/tiger/metrics.csv", newline="") as handle:
+        epochs = [row["epoch"] for row in csv.DictReader(handle) if row["val/ndcg@10"]]
+    assert epochs == ["0", "1", "2"]
