@@ -26,12 +26,14 @@ declare -A SETTINGS=(
   [d1-e40]="$D1 --max-epochs 40 --patience 10"  # the cpu preset since this sweep
 )
 
+for setting in "$@"; do
+  [[ -v "SETTINGS[$setting]" ]] || { echo "unknown setting $setting (known: ${!SETTINGS[*]})" >&2; exit 2; }
+done
 base=$ROOT/s$SEED
 mkdir -p "$base"
 [[ -e "$base/tokenizer/sids.parquet" ]] || python -m tidrec.tokenize --dataset ml-100k --out "$base" --seed "$SEED" --progress false
 [[ -e "$base/results.md" ]] || python -m tidrec.compare --run "$base" --models sasrec pop --seed "$SEED" --progress false
 for setting in "$@"; do
-  [[ -v "SETTINGS[$setting]" ]] || { echo "unknown setting $setting (known: ${!SETTINGS[*]})" >&2; exit 2; }
   run=$ROOT/$setting-s$SEED
   mkdir -p "$run"
   [[ -e "$run/data" ]] || cp -r "$base/data" "$base/tokenizer" "$run/"
