@@ -118,3 +118,18 @@ def test_cli_names_a_missing_model_in_one_line(tmp_path, capsys):
     assert ev.main(["--run", str(tmp_path), "--model", "sasrec"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "models/sasrec" in err
+
+
+def test_paired_difference_compares_two_models_user_by_user():
+    from tidrec.metrics import paired_difference
+
+    targets = np.array([1, 2, 3, 4])
+    a = np.array([[1, 9], [9, 2], [9, 8], [9, 8]])  # hits at rank 0 and rank 1
+    b = np.array([[9, 1], [9, 8], [3, 9], [9, 8]])  # hits at rank 1 and rank 0
+    out = paired_difference(a, b, targets, k=2)
+    per_user = np.array([1 - 1 / math.log2(3), 1 / math.log2(3), -1.0, 0.0])  # NDCG@2 of a minus b
+    assert out["ndcg@2_diff"] == pytest.approx(per_user.mean())
+    assert out["ndcg@2_diff_se"] == pytest.approx(per_user.std(ddof=1) / 2)
+    assert (out["recall@2_diff"], out["a_better"], out["b_better"]) == (0.0, 2.0, 1.0)
+    same = paired_difference(a, a, targets, k=2)
+    assert same["ndcg@2_diff"] == same["ndcg@2_diff_se"] == 0.0
