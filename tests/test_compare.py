@@ -67,6 +67,12 @@ def test_tiny_end_to_end_run(tmp_path, capsys):
     assert by_model["llmseqsim"]["recall@10"] > by_model["pop"]["recall@10"]
     assert by_model["sasrec"]["train_seconds"] > 0
     assert (run / "results.md").is_file() and (run / "results.png").is_file()
+    # the first model against each other one, paired on the same users
+    paired = result["paired"]
+    assert paired["model"] == "pop" and list(paired["against"]) == ["sasrec", "llmseqsim"]
+    for other, d in paired["against"].items():
+        assert d["ndcg@10_diff"] == pytest.approx(by_model["pop"]["ndcg@10"] - by_model[other]["ndcg@10"])
+    assert "pop minus each other model, NDCG@10 on the same users" in (run / "results.md").read_text()
     # a second run reuses every trained artifact
     mtime = (run / "models" / "sasrec" / "best.ckpt").stat().st_mtime
     assert main([*args, "--models", "sasrec"]) == 0

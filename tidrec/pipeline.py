@@ -149,11 +149,14 @@ def training_record(run: Path, model: str) -> dict[str, Any]:
     return {"train_seconds": None, "train_machine": None}
 
 
-def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str, Any]:
+def evaluate_model(
+    config: RunConfig, model: str, dataset: Dataset, lists: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     """Test-split metrics of one trained model (lists of 20), also saved in its ``eval/`` folder.
 
     Recall/NDCG at 5, 10 and 20 and MRR, standard errors, invalid-item rate, and coverage,
     serendipity and novelty at ``config.k``: the numbers ``tidrec.evaluate`` gives for the same model.
+    The ranked lists go into ``lists[model]`` when given (for :func:`paired_lines`).
     """
     from tidrec.evaluate import (
         EvalResult,
@@ -191,7 +194,29 @@ def evaluate_model(config: RunConfig, model: str, dataset: Dataset) -> dict[str,
     }
     result = EvalResult(model, dataset.name, "test", config.exclude_history, len(targets), metrics, seconds)
     save_result(result, config.run / "models" / model / "eval")
+    if lists is not None:
+        lists[model] = ranked
     return {"model": model, **metrics, "eval_seconds": round(seconds, 2)}
+
+
+def paired_lines(lists: dict[str, np.ndarray], targets: np.ndarray, *, k: int) -> tuple[str, dict[str, Any]]:
+    """The first model against each other one on the same users: NDCG@k difference and its paired
+    standard error (:func:`tidrec.metrics.paired_difference`), as text under the table and as JSON."""
+    from tidrec.metrics import paired_difference
+
+    names = list(lists)
+    if len(names) < 2:
+        return "", {}
+    first, found = names[0], {}
+    parts = []
+    for other in names[1:]:
+        d = paired_difference(lists[first], lists[other], targets, k=k)
+        found[other] = d
+        diff, se = d[f"ndcg@{k}_diff"], d[f"ndcg@{k}_diff_se"]
+        ratio = f", {diff / se:+.1f} SE" if se > 0 else ""
+        parts.append(f"{other} {diff:+.4f} ± {se:.4f}{ratio}")
+    text = f"{first} minus each other model, NDCG@{k} on the same users (paired ± SE): {'; '.join(parts)}\n"
+    return text, {"model": first, "against": found}
 
 
 COLUMNS = ("recall@{k}", "ndcg@{k}", "coverage@{k}", "serendipity@{k}", "novelty@{k}")
@@ -294,12 +319,13 @@ def run_pipeline(config: RunConfig) -> list[dict[str, Any]]:
         if f"fit {model}" not in seconds and (config.retrain or not has_artifact(config.run, model)):
             print(f"training {model} ...", flush=True)
             seconds[f"fit {model}"] = train_model(config, model)
-    rows = []
+    rows, lists = [], {}
     for model in tqdm(config.models, desc="evaluate", unit="model", disable=not config.progress or None):
         begin = time.perf_counter()
-        rows.append({**evaluate_model(config, model, dataset), **training_record(config.run, model)})
+        rows.append({**evaluate_model(config, model, dataset, lists), **training_record(config.run, model)})
         seconds[f"evaluate {model}"] = time.perf_counter() - begin
     seconds["total"] = time.perf_counter() - start
+    paired_text, paired = paired_lines(lists, dataset.split("test").targets, k=config.k)
     rule = "excluding" if config.exclude_history else "including"
     header = (
         f"{dataset.name}: {dataset.num_users} users, {dataset.num_items} items; leave-one-out test split, "
@@ -322,10 +348,13 @@ def run_pipeline(config: RunConfig) -> list[dict[str, Any]]:
             "k": config.k,
             "machine": machine(),
             "results": rows,
+            "paired": paired,
             "seconds": {stage: round(value, 1) for stage, value in seconds.items()},
         },
     )
     table = markdown(rows, k=config.k, header=header)
+    if paired_text:
+        table += "\n" + paired_text
     write_text(config.run / "results.md", table)
     plot(rows, config.run / "results.png", k=config.k)
     print(table)
