@@ -34,10 +34,11 @@ def main() -> None:
         recommender = load_recommender(args.run, name, dataset, beam_size=20)
         ranked[name], _ = rank_users(recommender, split, k=20, exclude_history=True)
     d = paired_difference(ranked[args.a], ranked[args.b], split.targets, k=10)
+    diff, se = d["ndcg@10_diff"], d["ndcg@10_diff_se"]
+    ratio = f"{diff / se:+.1f} SE" if se > 0 else "the same for every user"
     line = (
         f"{args.run} ({args.split}, {len(split)} users): {args.a} - {args.b}: "
-        f"NDCG@10 {d['ndcg@10_diff']:+.4f} ± {d['ndcg@10_diff_se']:.4f} "
-        f"({d['ndcg@10_diff'] / d['ndcg@10_diff_se']:+.1f} SE), "
+        f"NDCG@10 {diff:+.4f} ± {se:.4f} ({ratio}), "
         f"Recall@10 {d['recall@10_diff']:+.4f} ± {d['recall@10_diff_se']:.4f}; "
         f"better for {int(d['a_better'])} users, worse for {int(d['b_better'])}\n"
     )

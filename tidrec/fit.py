@@ -272,7 +272,7 @@ def resumed_options(config: FitConfig) -> dict[str, Any]:
     last = Path(config.run) / "models" / config.model / "last.ckpt"
     if not config.resume or not last.is_file():
         return {}
-    text = read_checkpoint(last).get(FIT_OPTIONS_KEY)
+    text = read_checkpoint(last, mmap=True).get(FIT_OPTIONS_KEY)  # the weights stay on disk
     if not isinstance(text, str):
         return {}
     saved = config_values(FitConfig, text, f"{last}: the options it records")

@@ -76,8 +76,8 @@ class TrainConfig:
     max_time: float | None = None
     """Stop training after this many minutes (a budget cap); None: no cap."""
     resume: bool = False
-    """Continue from the model folder's last.ckpt after an interruption, with the options it was
-    trained with (its config.yaml) where no flag says otherwise."""
+    """Continue from the model folder's last.ckpt after an interruption, with the options it records
+    having been trained with where no flag says otherwise."""
     num_workers: int = 0
     """Data-loader worker processes."""
     progress: bool = True
