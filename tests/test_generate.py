@@ -186,7 +186,12 @@ def check_exact_exclusion(model, input_ids, attention_mask, codes, exclude, *, b
                 kernel=kernel,
             )
             expected = np.where(alone.item_idx[0] >= 0, allowed[alone.item_idx[0].clamp(min=0)], -1)
-            assert got.tolist() == expected.tolist()
+            # the same items in the same order, except that two items whose scores tie to float noise
+            # may come in either order (batched and single-user matmuls round differently)
+            for mine, theirs in zip(got.tolist(), expected.tolist(), strict=True):
+                gap = abs(log_likelihood[b, mine] - log_likelihood[b, theirs])
+                tie = min(mine, theirs) >= 0 and gap < 1e-5
+                assert mine == theirs or tie
     return result
 
 
